@@ -1,0 +1,33 @@
+"""The reference backend: plain Python runs the op's own loop body at every grid point.
+
+Nothing is compiled or copied, so a breakpoint inside a body in `loopnet/ops/` stops
+there, one scalar of the chain rule at a time. Slow by design; exact by definition.
+"""
+
+import itertools
+
+import numpy as np
+
+name = "python"
+
+
+def check_available():
+    """Plain Python is always available."""
+
+
+def empty(shape, dtype):
+    return np.empty(shape, dtype)
+
+
+def zeros(shape, dtype):
+    return np.zeros(shape, dtype)
+
+
+def loop(body, grid, args):
+    """Call `body(*index, *args)` for every index of `grid`, last index fastest."""
+    if len(grid) == 1:  # the common case, spelled out so stepping through it is obvious
+        for i in range(grid[0]):
+            body(i, *args)
+        return
+    for index in itertools.product(*(range(n) for n in grid)):
+        body(*index, *args)

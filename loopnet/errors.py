@@ -1,0 +1,34 @@
+"""The errors loopnet raises, each written for the person who made the mistake.
+
+Every error derives from `LoopnetError`, so a program (or the CLI) can catch all of
+them at once, and also from the matching built-in class (`ValueError`, `TypeError`,
+...), so code that already catches those keeps working.
+"""
+
+
+class LoopnetError(Exception):
+    """Base class of every error loopnet raises on purpose."""
+
+
+class ShapeError(LoopnetError, ValueError):
+    """An op was given inputs whose shapes do not fit its shape rule."""
+
+
+class DTypeError(LoopnetError, TypeError):
+    """Wrong element type: integers where floats are needed, or float32 mixed with float64."""
+
+
+class LabelError(LoopnetError, ValueError):
+    """Labels that are not integers, or fall outside the range of classes."""
+
+
+class NonFiniteError(LoopnetError, FloatingPointError):
+    """A NaN or Inf appeared; the message names the first node where it did."""
+
+
+class BackendError(LoopnetError, RuntimeError):
+    """A backend was asked for that is unknown or cannot run on this machine."""
+
+
+class GraphError(LoopnetError, RuntimeError):
+    """The graph was used out of order, e.g. backward before forward."""

@@ -1,0 +1,307 @@
+"""The computation graph: nodes, names, topological order, forward and backward.
+
+The lectures' model (EDF): build the graph once, then run it many times.
+
+    x = Input(data)                 # leaves hold data ...
+    W = Parameter(w0)               # ... or trainable values
+    loss = mse_loss(matmul(x, W), y)
+    forward(loss)                   # every node's .value, in topological order
+    backward(loss)                  # every .grad, in reverse topological order
+    x.value = other_data            # new data, same graph
+    forward(loss)                   # the new answer
+
+Building a node checks shapes at once and computes nothing. The work is done by each op's
+loops (`loopnet/ops/`), run by the selected backend (`loopnet/backends/`).
+"""
+
+import contextlib
+import itertools
+
+import numpy as np
+
+from loopnet.errors import DTypeError, GraphError, NonFiniteError
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# Every assignment to a leaf's .value takes the next stamp; forward records the stamp it
+# saw, so backward can tell when the values it would differentiate are stale.
+_stamps = itertools.count(1)
+
+
+def _stamp():
+    return next(_stamps)
+
+
+# ---------------------------------------------------------------------------------------
+# Names: a given name verbatim (a clash gets a suffix), else op name + counter.
+
+
+class _NameScope:
+    def __init__(self):
+        self.counters = {}
+        self.used = set()
+
+    def claim(self, given, op_name):
+        if given is not None:
+            name, suffix = str(given), 1
+            while name in self.used:
+                suffix += 1
+                name = f"{given}_{suffix}"
+        else:
+            while True:
+                self.counters[op_name] = self.counters.get(op_name, 0) + 1
+                name = f"{op_name}_{self.counters[op_name]}"
+                if name not in self.used:
+                    break
+        self.used.add(name)
+        return name
+
+
+_scope = _NameScope()
+
+
+@contextlib.contextmanager
+def fresh_names():
+    """Number automatic names from 1 again inside this block (used by `trace`).
+
+    Graphs built inside get names that do not depend on what was built before, so a
+    trace reads the same in every run.
+    """
+    global _scope
+    saved, _scope = _scope, _NameScope()
+    try:
+        yield
+    finally:
+        _scope = saved
+
+
+# ---------------------------------------------------------------------------------------
+# Nodes
+
+
+def _as_array(value, *, keep_integers, who):
+    """A NumPy array by the contract's rules.
+
+    float32 and float64 arrays keep their dtype; integer NumPy arrays stay integers where
+    integers are allowed (labels in an Input); anything else numeric becomes float64.
+    """
+    if isinstance(value, Node):
+        raise DTypeError(f"{who} was given the node {value.name!r}; pass its .value, an array")
+    if isinstance(value, np.ndarray):
+        if value.dtype in FLOAT_DTYPES:
+            return np.ascontiguousarray(value).copy()
+        if value.dtype.kind in "iu" and keep_integers:
+            return np.ascontiguousarray(value, dtype=np.int64)
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as err:
+        raise DTypeError(f"{who}: cannot make an array of {value!r} ({err})") from None
+    if array.dtype.kind not in "iuf":
+        raise DTypeError(
+            f"{who} needs real numbers, got dtype {array.dtype} from {type(value).__name__}"
+            + (" (booleans: convert with .astype(float))" if array.dtype.kind == "b" else "")
+        )
+    return np.array(array, dtype=np.float64)
+
+
+class Node:
+    """One vertex of the graph: `.value` and `.grad` (arrays of one shape), `.name`,
+    `.inputs` (the nodes it reads) and `.op` (the op that made it; None for a leaf)."""
+
+    kind = "node"
+
+    def __init__(self, op, inputs, shape, dtype, name, requires_grad):
+        self.op = op
+        self.inputs = tuple(inputs)
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.requires_grad = requires_grad
+        self.name = _scope.claim(name, op.name if op is not None else self.kind)
+        self._value = None
+        self._grad = None
+        self._evaluated_at = 0  # the stamp current when forward last computed this node
+
+    @property
+    def op_name(self):
+        return self.op.name if self.op is not None else self.kind
+
+    @property
+    def value(self):
+        if self._value is None:
+            raise GraphError(f"node {self.name!r} has not been computed yet: call forward({self.name}) first")
+        return self._value
+
+    @property
+    def grad(self):
+        """The gradient of the last backward's output with respect to this node.
+
+        None for a node that gets no gradient (data, labels, or anything computed only
+        from them), and before the first backward.
+        """
+        return self._grad
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __repr__(self):
+        return f"<{self.op_name} {self.name!r} shape={self.shape} dtype={self.dtype}>"
+
+
+class _Leaf(Node):
+    """A node that holds data instead of computing it; `.value` may be assigned."""
+
+    keep_integers = False
+
+    def __init__(self, value, name, requires_grad):
+        array = _as_array(value, keep_integers=self.keep_integers, who=self.kind)
+        super().__init__(None, (), array.shape, array.dtype, name, requires_grad)
+        self._value = array
+        self._set_at = _stamp()
+
+    @Node.value.setter
+    def value(self, new):
+        array = _as_array(new, keep_integers=self.keep_integers, who=f"{self.kind} {self.name!r}")
+        if self.requires_grad and array.dtype not in FLOAT_DTYPES:
+            raise DTypeError(f"{self.kind} {self.name!r} takes gradients, so it needs floats, got {array.dtype}")
+        self._value = array
+        self.shape, self.dtype = array.shape, array.dtype
+        self._set_at = _stamp()
+
+
+class Input(_Leaf):
+    """Data fed to the graph: examples, targets, labels.
+
+    `Input(value, name=None, grad=False)`. Gets a gradient only when asked (`grad=True`),
+    e.g. to see how the loss changes with the data. An integer NumPy array stays integer
+    (class labels); anything else becomes float64 unless it is a float32/float64 array.
+    """
+
+    kind = "Input"
+    keep_integers = True
+
+    def __init__(self, value, name=None, grad=False):
+        super().__init__(value, name, bool(grad))
+        if self.requires_grad and self.dtype not in FLOAT_DTYPES:
+            raise DTypeError(f"Input {self.name!r} holds {self.dtype}; only float data can take a gradient")
+
+
+class Parameter(_Leaf):
+    """A trainable value: weights and biases. Always gets a gradient.
+
+    `Parameter(value, name=None)`. float32/float64 arrays keep their dtype; anything else
+    numeric (lists, Python numbers, integer arrays) becomes float64.
+    """
+
+    kind = "Parameter"
+
+    def __init__(self, value, name=None):
+        super().__init__(value, name, True)
+
+
+# ---------------------------------------------------------------------------------------
+# Running the graph
+
+
+def topological_order(node):
+    """Every node `node` depends on, each after all of its inputs; `node` comes last."""
+    if not isinstance(node, Node):
+        raise TypeError(f"expected a loopnet node, got {type(node).__name__}")
+    order, done = [], set()
+    stack = [(node, False)]
+    while stack:  # depth-first, iterative so deep graphs (long RNNs) do not hit recursion limits
+        current, inputs_done = stack.pop()
+        if id(current) in done:
+            continue
+        if inputs_done:
+            done.add(id(current))
+            order.append(current)
+            continue
+        stack.append((current, True))
+        for parent in reversed(current.inputs):
+            if id(parent) not in done:
+                stack.append((parent, False))
+    return order
+
+
+def _check_finite(array, node, what):
+    if not np.all(np.isfinite(array)):
+        bad = np.argwhere(~np.isfinite(array))[0]
+        index = tuple(int(i) for i in bad)
+        element = array[index] if array.ndim else array[()]
+        inputs = ", ".join(f"{p.name} ({p.op_name})" for p in node.inputs) or "none"
+        raise NonFiniteError(
+            f"{what} of node {node.name!r} ({node.op_name}) is {element} at index {index}; "
+            f"first non-finite node in order; its inputs: {inputs}"
+        )
+
+
+def forward(node, check_finite=False):
+    """Compute `node.value`: every node it depends on, in topological order.
+
+    With `check_finite=True`, stop at the first node whose value holds a NaN or Inf and
+    name it (NonFiniteError). Returns `node.value`.
+    """
+    from loopnet.backends import current_backend
+
+    backend = current_backend()
+    stamp = _stamp()
+    for current in topological_order(node):
+        if current.op is None:
+            if check_finite and current.dtype in FLOAT_DTYPES:
+                _check_finite(current.value, current, "value")
+            continue
+        current.op.prepare(current)  # shapes and dtypes again: an Input may have changed
+        if current._value is None or current._value.shape != current.shape or current._value.dtype != current.dtype:
+            current._value = backend.empty(current.shape, current.dtype)
+        current.op.forward(current, *current.inputs)
+        if check_finite:
+            _check_finite(current._value, current, "value")
+        current._evaluated_at = stamp
+    return node.value
+
+
+def backward(node, grad=None, check_finite=False):
+    """Fill `.grad` of every node `node` depends on, by the chain rule.
+
+    Zeroes every grad in the graph, seeds `node.grad` with ones (or with `grad`, an array
+    of node's shape: the upstream gradient), then runs each op's backward loops in reverse
+    topological order. Grads accumulate with `+=`, so a node feeding several consumers
+    gets the sum. `forward(node)` must have run since the inputs last changed.
+    """
+    from loopnet.backends import current_backend
+
+    order = topological_order(node)
+    if not node.requires_grad:
+        raise GraphError(
+            f"{node.name!r} does not depend on any Parameter or Input(grad=True): nothing to differentiate"
+        )
+    if node.op is not None:
+        newest_input = max((n._set_at for n in order if n.op is None), default=0)
+        if node._evaluated_at < newest_input:
+            what = "has not been computed" if node._evaluated_at == 0 else "is stale (an input changed since)"
+            raise GraphError(f"{node.name!r} {what}: call forward({node.name}) before backward")
+    backend = current_backend()
+    for current in order:
+        if current.requires_grad:
+            if current._grad is None or current._grad.shape != current.shape or current._grad.dtype != current.dtype:
+                current._grad = backend.zeros(current.shape, current.dtype)
+            else:
+                current._grad.fill(0)
+        else:
+            current._grad = None
+    if grad is None:
+        node._grad.fill(1)
+    else:
+        seed = np.asarray(grad, dtype=node.dtype)
+        if seed.shape != node.shape:
+            raise GraphError(f"upstream grad for {node.name!r} has shape {seed.shape}, the node {node.shape}")
+        node._grad[...] = seed
+    for current in reversed(order):
+        if current.op is not None:
+            current.op.backward(current, *current.inputs)
+            if check_finite:
+                for parent in current.inputs:
+                    if parent.requires_grad:
+                        _check_finite(parent._grad, parent, f"grad (from {current.name})")
+    return node.grad

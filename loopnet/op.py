@@ -1,0 +1,183 @@
+"""What an op is: a shape rule, a forward loop nest, and one backward loop nest per input.
+
+An op file in `loopnet/ops/` holds the math (its docstring), the loop bodies, and a short
+class saying which loop runs over which grid with which arrays:
+
+    class Affine(Op):
+        name = "affine"
+        inputs = ("x", "W", "b")
+
+        def shape(self, x, W, b):             # checks shapes; computes nothing
+            ...
+            return (N, M)
+
+        def forward(self, out, x, W, b):
+            loop(affine_forward, out.shape, x.value, W.value, b.value, out.value)
+
+        def backward(self, out, x, W, b):
+            if x.requires_grad:
+                loop(affine_grad_x, x.shape, W.value, out.grad, x.grad)
+            ...
+
+`loop(body, grid, *arrays)` calls `body(*index, *arrays)` at every index of `grid`. Each
+grid point owns the elements it writes (gather form), so the points can run in any order
+or all at once: Python runs them as nested loops, Numba with `prange`, CUDA as threads.
+"""
+
+import numpy as np
+
+from loopnet.errors import DTypeError, ShapeError
+from loopnet.graph import FLOAT_DTYPES, Node
+
+
+def loop(body, grid, *args):
+    """Run `body(*index, *args)` for every index in `grid` on the selected backend."""
+    from loopnet.backends import current_backend
+
+    current_backend().loop(body, tuple(grid), args)
+
+
+def flat(array):
+    """A 1-D view of a contiguous array, so one elementwise loop serves every rank."""
+    return array.reshape(-1)
+
+
+class Op:
+    """Base class of every op. Subclasses set `name` and `inputs`, and write `shape`,
+    `forward` and `backward`. `label_inputs` names inputs that hold targets or labels:
+    they may be integers, never receive a gradient and do not decide the output dtype."""
+
+    name = "op"
+    inputs = ()
+    label_inputs = ()
+
+    def shape(self, *nodes):
+        raise NotImplementedError
+
+    def forward(self, out, *nodes):
+        raise NotImplementedError
+
+    def backward(self, out, *nodes):
+        raise NotImplementedError
+
+    def validate(self, *nodes):
+        """Checks on the values (not just shapes) before each forward, e.g. label range."""
+
+    # -- machinery shared by every op: type checks, shape inference, making the node --
+
+    def describe(self, nodes):
+        return ", ".join(f"{role}={node.name!r} {node.shape}" for role, node in zip(self.inputs, nodes))
+
+    def shape_error(self, nodes, problem):
+        return ShapeError(f"{self.name}: {problem} (got {self.describe(nodes)})")
+
+    def output_dtype(self, nodes):
+        dtypes = {}
+        for role, node in zip(self.inputs, nodes):
+            if role in self.label_inputs:
+                continue
+            if node.dtype not in FLOAT_DTYPES:
+                raise DTypeError(
+                    f"{self.name}: input {role}={node.name!r} holds {node.dtype}; "
+                    f"this op needs float32 or float64 (integers are for labels)"
+                )
+            dtypes.setdefault(node.dtype, []).append(node.name)
+        if len(dtypes) > 1:
+            parts = "; ".join(f"{dtype}: {', '.join(names)}" for dtype, names in dtypes.items())
+            raise DTypeError(f"{self.name}: inputs mix float32 and float64 ({parts}); convert one side")
+        return next(iter(dtypes)) if dtypes else np.dtype(np.float64)
+
+    def prepare(self, out):
+        """Re-check shapes and dtypes before a forward pass (an Input may have changed)."""
+        out.dtype = self.output_dtype(out.inputs)
+        out.shape = tuple(self.shape(*out.inputs))
+        self.validate(*out.inputs)
+
+    def apply(self, nodes, name=None):
+        """Make the node `self(nodes)`: check types and shapes now, compute nothing."""
+        if len(nodes) != len(self.inputs):
+            raise TypeError(f"{self.name} takes {len(self.inputs)} inputs ({', '.join(self.inputs)}), got {len(nodes)}")
+        for role, node in zip(self.inputs, nodes):
+            if not isinstance(node, Node):
+                raise TypeError(
+                    f"{self.name}: input {role} must be a loopnet node (Input, Parameter or an op's result), "
+                    f"got {type(node).__name__}; wrap arrays in Input(...) or Parameter(...)"
+                )
+        dtype = self.output_dtype(nodes)
+        shape = tuple(self.shape(*nodes))
+        requires_grad = any(
+            node.requires_grad for role, node in zip(self.inputs, nodes) if role not in self.label_inputs
+        )
+        return Node(self, nodes, shape, dtype, name, requires_grad)
+
+
+# ---------------------------------------------------------------------------------------
+# Families of ops that share one shape rule and one launch pattern. An op of a family
+# needs only its math and its loop bodies.
+
+
+class _Family(Op):
+    """Stores the loop bodies a subclass names as plain functions (not methods)."""
+
+    bodies = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for attr in cls.bodies:
+            body = cls.__dict__.get(attr)
+            if body is not None and not isinstance(body, staticmethod):
+                setattr(cls, attr, staticmethod(body))
+
+
+class Elementwise(_Family):
+    """y[i] = f(x[i]) over every element; backward dx[i] += dy[i] * f'(x[i]).
+
+    Bodies: `forward(i, x, y, *params)` and `backward(i, x, y, dy, dx, *params)`, both
+    over flat views, so one loop serves every rank. `params` are the op's scalars
+    (e.g. leaky_relu's alpha).
+    """
+
+    inputs = ("x",)
+    bodies = ("forward_body", "backward_body")
+
+    def __init__(self, *params):
+        self.params = params
+
+    def shape(self, x):
+        return x.shape
+
+    def forward(self, out, x):
+        loop(self.forward_body, (x.size,), flat(x.value), flat(out.value), *self.params)
+
+    def backward(self, out, x):
+        if x.requires_grad:
+            loop(
+                self.backward_body, (x.size,),
+                flat(x.value), flat(out.value), flat(out.grad), flat(x.grad), *self.params,
+            )
+
+
+class Binary(_Family):
+    """y[i] = f(a[i], b[i]) for two arrays of one shape.
+
+    Bodies: `forward(i, a, b, y)`, `backward_a(i, a, b, dy, da)`, `backward_b(i, a, b, dy, db)`.
+    """
+
+    inputs = ("a", "b")
+    bodies = ("forward_body", "backward_a", "backward_b")
+
+    def shape(self, a, b):
+        if a.shape != b.shape:
+            raise self.shape_error(
+                (a, b), "both inputs must have the same shape (for a bias over rows use affine, or reshape)"
+            )
+        return a.shape
+
+    def forward(self, out, a, b):
+        loop(self.forward_body, (a.size,), flat(a.value), flat(b.value), flat(out.value))
+
+    def backward(self, out, a, b):
+        if a.requires_grad:
+            loop(self.backward_a, (a.size,), flat(a.value), flat(b.value), flat(out.grad), flat(a.grad))
+        if b.requires_grad:
+            loop(self.backward_b, (b.size,), flat(a.value), flat(b.value), flat(out.grad), flat(b.grad))

@@ -1,0 +1,71 @@
+"""affine(x, W, b): the fully connected layer Y = X W + b, rows are examples.
+
+x (N, D), W (D, M), b (M,) gives Y (N, M).
+
+    forward    for n,m:  Y[n,m]  = b[m] + sum_d X[n,d] * W[d,m]
+    backward   for n,d:  dX[n,d] += sum_m dY[n,m] * W[d,m]
+               for d,m:  dW[d,m] += sum_n X[n,d] * dY[n,m]
+               for m:    db[m]   += sum_n dY[n,m]
+
+The bias gradient sums over the minibatch: every example's output used the same b.
+"""
+
+from loopnet.op import Op, loop
+
+
+def affine_forward(n, m, X, W, b, Y):
+    acc = b[m]
+    for d in range(X.shape[1]):
+        acc += X[n, d] * W[d, m]
+    Y[n, m] = acc
+
+
+def affine_grad_x(n, d, W, dY, dX):
+    acc = dX.dtype.type(0)
+    for m in range(W.shape[1]):
+        acc += dY[n, m] * W[d, m]
+    dX[n, d] += acc
+
+
+def affine_grad_W(d, m, X, dY, dW):
+    acc = dW.dtype.type(0)
+    for n in range(X.shape[0]):
+        acc += X[n, d] * dY[n, m]
+    dW[d, m] += acc
+
+
+def affine_grad_b(m, dY, db):
+    acc = db.dtype.type(0)
+    for n in range(dY.shape[0]):
+        acc += dY[n, m]
+    db[m] += acc
+
+
+class Affine(Op):
+    name = "affine"
+    inputs = ("x", "W", "b")
+
+    def shape(self, x, W, b):
+        if len(x.shape) != 2 or len(W.shape) != 2 or len(b.shape) != 1:
+            raise self.shape_error((x, W, b), "needs x (N, D), W (D, M) and b (M,)")
+        if x.shape[1] != W.shape[0]:
+            raise self.shape_error((x, W, b), f"x has {x.shape[1]} features but W expects {W.shape[0]}")
+        if b.shape[0] != W.shape[1]:
+            raise self.shape_error((x, W, b), f"b has {b.shape[0]} entries but W gives {W.shape[1]} outputs")
+        return (x.shape[0], W.shape[1])
+
+    def forward(self, out, x, W, b):
+        loop(affine_forward, out.shape, x.value, W.value, b.value, out.value)
+
+    def backward(self, out, x, W, b):
+        if x.requires_grad:
+            loop(affine_grad_x, x.shape, W.value, out.grad, x.grad)
+        if W.requires_grad:
+            loop(affine_grad_W, W.shape, x.value, out.grad, W.grad)
+        if b.requires_grad:
+            loop(affine_grad_b, b.shape, out.grad, b.grad)
+
+
+def affine(x, W, b, name=None):
+    """X W + b for x (N, D), W (D, M), b (M,): a fully connected layer, (N, M)."""
+    return Affine().apply((x, W, b), name)

@@ -1,0 +1,100 @@
+"""add, sub, mul, div: elementwise on two arrays of one shape.
+
+    forward    for i:  y[i] = a[i] + b[i]        (or -, *, /)
+    backward   for i:  da[i] += dy[i] * dy/da    db[i] += dy[i] * dy/db
+
+    add:  dy/da = 1          dy/db = 1
+    sub:  dy/da = 1          dy/db = -1
+    mul:  dy/da = b[i]       dy/db = a[i]
+    div:  dy/da = 1 / b[i]   dy/db = -a[i] / b[i]^2
+"""
+
+from loopnet.op import Binary
+
+
+def add_forward(i, a, b, y):
+    y[i] = a[i] + b[i]
+
+
+def add_backward_a(i, a, b, dy, da):
+    da[i] += dy[i]
+
+
+def add_backward_b(i, a, b, dy, db):
+    db[i] += dy[i]
+
+
+def sub_forward(i, a, b, y):
+    y[i] = a[i] - b[i]
+
+
+def sub_backward_a(i, a, b, dy, da):
+    da[i] += dy[i]
+
+
+def sub_backward_b(i, a, b, dy, db):
+    db[i] -= dy[i]
+
+
+def mul_forward(i, a, b, y):
+    y[i] = a[i] * b[i]
+
+
+def mul_backward_a(i, a, b, dy, da):
+    da[i] += dy[i] * b[i]
+
+
+def mul_backward_b(i, a, b, dy, db):
+    db[i] += dy[i] * a[i]
+
+
+def div_forward(i, a, b, y):
+    y[i] = a[i] / b[i]
+
+
+def div_backward_a(i, a, b, dy, da):
+    da[i] += dy[i] / b[i]
+
+
+def div_backward_b(i, a, b, dy, db):
+    db[i] -= dy[i] * a[i] / (b[i] * b[i])
+
+
+class Add(Binary):
+    name = "add"
+    forward_body, backward_a, backward_b = add_forward, add_backward_a, add_backward_b
+
+
+class Sub(Binary):
+    name = "sub"
+    forward_body, backward_a, backward_b = sub_forward, sub_backward_a, sub_backward_b
+
+
+class Mul(Binary):
+    name = "mul"
+    forward_body, backward_a, backward_b = mul_forward, mul_backward_a, mul_backward_b
+
+
+class Div(Binary):
+    name = "div"
+    forward_body, backward_a, backward_b = div_forward, div_backward_a, div_backward_b
+
+
+def add(a, b, name=None):
+    """a + b, elementwise (same shapes)."""
+    return Add().apply((a, b), name)
+
+
+def sub(a, b, name=None):
+    """a - b, elementwise (same shapes)."""
+    return Sub().apply((a, b), name)
+
+
+def mul(a, b, name=None):
+    """a * b, elementwise (same shapes)."""
+    return Mul().apply((a, b), name)
+
+
+def div(a, b, name=None):
+    """a / b, elementwise (same shapes); b = 0 gives inf or nan, as IEEE floats do."""
+    return Div().apply((a, b), name)

@@ -1,0 +1,60 @@
+"""matmul(A, B): C = A B, for A (n, k) and B (k, m), giving C (n, m).
+
+    forward    for i,j:  C[i,j]  = sum_k A[i,k] * B[k,j]
+    backward   for i,k:  dA[i,k] += sum_j dC[i,j] * B[k,j]
+               for k,j:  dB[k,j] += sum_i A[i,k] * dC[i,j]
+
+Each backward loop is written in gather form: the grid runs over the elements of the
+gradient it writes, and the sum inside gathers every output that read that element.
+(The slide's scatter form, `for i,j,k: dA[i,k] += dC[i,j] B[k,j]`, adds the same terms
+in another order; gather form lets every grid point run at once without races.)
+"""
+
+from loopnet.op import Op, loop
+
+
+def matmul_forward(i, j, A, B, C):
+    acc = C.dtype.type(0)  # accumulate in the array's dtype: float32 stays float32
+    for k in range(A.shape[1]):
+        acc += A[i, k] * B[k, j]
+    C[i, j] = acc
+
+
+def matmul_grad_A(i, k, B, dC, dA):
+    acc = dA.dtype.type(0)
+    for j in range(B.shape[1]):
+        acc += dC[i, j] * B[k, j]
+    dA[i, k] += acc
+
+
+def matmul_grad_B(k, j, A, dC, dB):
+    acc = dB.dtype.type(0)
+    for i in range(A.shape[0]):
+        acc += A[i, k] * dC[i, j]
+    dB[k, j] += acc
+
+
+class Matmul(Op):
+    name = "matmul"
+    inputs = ("A", "B")
+
+    def shape(self, A, B):
+        if len(A.shape) != 2 or len(B.shape) != 2:
+            raise self.shape_error((A, B), "both inputs must be matrices (2-D)")
+        if A.shape[1] != B.shape[0]:
+            raise self.shape_error((A, B), f"A's columns ({A.shape[1]}) must equal B's rows ({B.shape[0]})")
+        return (A.shape[0], B.shape[1])
+
+    def forward(self, out, A, B):
+        loop(matmul_forward, out.shape, A.value, B.value, out.value)
+
+    def backward(self, out, A, B):
+        if A.requires_grad:
+            loop(matmul_grad_A, A.shape, B.value, out.grad, A.grad)
+        if B.requires_grad:
+            loop(matmul_grad_B, B.shape, A.value, out.grad, B.grad)
+
+
+def matmul(A, B, name=None):
+    """A B for matrices A (n, k), B (k, m): C[i,j] = sum_k A[i,k] B[k,j]."""
+    return Matmul().apply((A, B), name)

@@ -1,0 +1,68 @@
+"""sum, mean: every element to one number (shape ()).
+
+    sum    forward   y = sum_i x[i]          backward  for i: dx[i] += dy
+    mean   forward   y = (1/n) sum_i x[i]    backward  for i: dx[i] += dy / n
+
+The forward runs on a grid with one point (the whole sum is one output); the backward
+on a grid over x, since every element's gradient is independent.
+"""
+
+from loopnet.op import Op, flat, loop
+
+
+def sum_forward(x, y):
+    acc = y.dtype.type(0)
+    for i in range(x.shape[0]):
+        acc += x[i]
+    y[0] = acc
+
+
+def sum_backward(i, dy, dx):
+    dx[i] += dy[0]
+
+
+def mean_forward(x, y):
+    acc = y.dtype.type(0)
+    for i in range(x.shape[0]):
+        acc += x[i]
+    y[0] = acc / x.shape[0]
+
+
+def mean_backward(i, dy, dx):
+    dx[i] += dy[0] / dx.shape[0]
+
+
+class Sum(Op):
+    name = "sum"
+    inputs = ("x",)
+    forward_body, backward_body = staticmethod(sum_forward), staticmethod(sum_backward)
+
+    def shape(self, x):
+        return ()
+
+    def forward(self, out, x):
+        loop(self.forward_body, (), flat(x.value), flat(out.value))
+
+    def backward(self, out, x):
+        if x.requires_grad:
+            loop(self.backward_body, (x.size,), flat(out.grad), flat(x.grad))
+
+
+class Mean(Sum):
+    name = "mean"
+    forward_body, backward_body = staticmethod(mean_forward), staticmethod(mean_backward)
+
+    def shape(self, x):
+        if x.size == 0:
+            raise self.shape_error((x,), "the mean of no elements is undefined")
+        return ()
+
+
+def sum(x, name=None):  # noqa: A001 - the lectures' name
+    """The sum of all elements, shape ()."""
+    return Sum().apply((x,), name)
+
+
+def mean(x, name=None):
+    """The mean of all elements, shape ()."""
+    return Mean().apply((x,), name)
