@@ -1,0 +1,129 @@
+"""The command line: `python cli.py COMMAND` or, once installed, `loopnet COMMAND`.
+
+A thin layer over the library: each command calls functions you can also call from
+Python. Errors print one line on stderr and exit 1; click's usage errors exit 2.
+"""
+
+import sys
+
+import click
+
+from loopnet.backends import BACKENDS
+from loopnet.errors import LoopnetError
+
+
+class _OneLineErrors(click.Group):
+    """Turn loopnet's errors into `error: ...` on stderr and exit 1, with no traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except LoopnetError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="loopnet", message="loopnet %(version)s")
+def main():
+    """loopnet: backpropagation as explicit scalar loops.
+
+    Every op is a loop nest over scalars, forward and backward, that you can read in
+    loopnet/ops/ and step through in a debugger. Start with `trace xor`.
+    """
+
+
+def _target_help():
+    from loopnet.targets import TARGETS
+
+    lines = "\n".join(f"  {name:<14} {builder.__doc__.splitlines()[0]}" for name, builder in TARGETS.items())
+    return (
+        "Run forward and backward once on TARGET and print every node in topological "
+        "order: name, op, inputs, shape, value and grad.\n\n"
+        "TARGET is a built-in example or path/to/file.py[:function], whose function "
+        "(default `build`) takes no arguments and returns the loss node.\n\n"
+        f"\b\nBuilt-in targets:\n{lines}"
+    )
+
+
+def _select_backend(name):
+    import loopnet as ln
+
+    ln.use(name)
+
+
+@main.command(help=_target_help())
+@click.argument("target")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: an aligned table; json: {\"nodes\": [...]} with full-precision numbers.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="python", show_default=True,
+              help="Which backend runs the loops.")
+@click.option("--check-finite", is_flag=True, help="Stop at the first node whose value or grad is NaN or Inf.")
+def trace(target, fmt, backend, check_finite):
+    from loopnet.targets import build_target
+    from loopnet.tracing import to_json, to_text, trace as run_trace
+
+    _select_backend(backend)
+    records = run_trace(build_target(target), check_finite=check_finite)
+    click.echo(to_json(records) if fmt == "json" else to_text(records))
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+def ops(names):
+    """List the ops with their math, or show NAMES' math and loops in full."""
+    import inspect
+
+    import loopnet as ln
+
+    unknown = [n for n in names if n not in ln.OPS]
+    if unknown:
+        raise click.ClickException(f"unknown op {unknown[0]!r}; see `ops` for the list")
+    if names:
+        for name in names:
+            function = ln.OPS[name]
+            module = inspect.getmodule(function)
+            click.echo(f"{name}{inspect.signature(function)}   [{module.__name__}]\n")
+            click.echo(inspect.cleandoc(module.__doc__) + "\n")
+        return
+    width = max(map(len, ln.OPS))
+    for name, function in ln.OPS.items():
+        click.echo(f"{name:<{width}}  {function.__doc__.strip().splitlines()[0]}")
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--examples", type=click.IntRange(1), default=25, show_default=True,
+              help="Random inputs (drawn by Hypothesis) per op.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the random inputs.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="python", show_default=True)
+def gradcheck(names, examples, seed, backend):
+    """Check every op's backward loops (or NAMES') against central differences.
+
+    Prints a table of the largest errors found; exits 1 if any op fails, after the
+    report of its smallest failing example.
+    """
+    import loopnet as ln
+    from loopnet.testing.opcheck import check_op
+
+    unknown = [n for n in names if n not in ln.OPS]
+    if unknown:
+        raise click.ClickException(f"unknown op {unknown[0]!r}; see `ops` for the list")
+    _select_backend(backend)
+    names = names or tuple(ln.OPS)
+    click.echo(f"{'op':<24} {'examples':>8} {'max abs err':>12} {'max rel err':>12}  result")
+    failures = []
+    for name in names:
+        result = check_op(name, examples=examples, seed=seed)
+        click.echo(f"{name:<24} {result.examples:>8} {result.max_abs_error:>12.2e} "
+                   f"{result.max_rel_error:>12.2e}  {'ok' if result.ok else 'FAILED'}")
+        if not result.ok:
+            failures.append(result)
+    for result in failures:
+        click.echo(f"\n{result.name}: {result.failure}", err=True)
+    if failures:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

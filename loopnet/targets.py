@@ -1,0 +1,147 @@
+"""Graphs to trace: the lectures' built-in examples, or a function in a user's file.
+
+A target is a function that takes no arguments and returns the loss node. Built-ins
+are listed in TARGETS; `load_target("path/to/file.py:build")` loads a user's.
+"""
+
+import importlib.util
+import os
+import sys
+
+import numpy as np
+
+import loopnet as ln
+from loopnet.errors import LoopnetError
+
+
+class TargetError(LoopnetError, ValueError):
+    """A trace target that cannot be found, imported or built."""
+
+
+def least_squares():
+    """1-D least squares: loss = (w x + b - y)^2 with x=2, y=3, w=1, b=0.5.
+
+    By hand: r = w x + b - y = -0.5, loss = 0.25, dloss/dr = 2r = -1,
+    so dloss/db = -1 and dloss/dw = -1 * x = -2.
+    """
+    x, y = ln.Input(2.0, name="x"), ln.Input(3.0, name="y")
+    w, b = ln.Parameter(1.0, name="w"), ln.Parameter(0.5, name="b")
+    u = ln.mul(w, x, name="u")
+    prediction = ln.add(u, b, name="prediction")
+    residual = ln.sub(prediction, y, name="residual")
+    return ln.square(residual, name="loss")
+
+
+def fan_out():
+    """Fan-out: x feeds two ops, so its gradient is the sum of two paths.
+
+    f = w x + x^2 at x=2, w=3: df/dx = w + 2x = 3 + 4 = 7 (one term from each consumer).
+    """
+    x, w = ln.Parameter(2.0, name="x"), ln.Parameter(3.0, name="w")
+    u = ln.mul(w, x, name="u")
+    v = ln.square(x, name="v")
+    return ln.add(u, v, name="f")
+
+
+def xor():
+    """XOR by the lecture's hand-set weights: h = relu(X W + c), out = h v + b.
+
+    W = [[1,1],[1,1]], c = [0,-1], v = [1,-2], b = 0 gives exactly 0, 1, 1, 0, so the
+    squared-error loss and every gradient are 0.
+    """
+    X = ln.Input([[0, 0], [0, 1], [1, 0], [1, 1]], name="X")
+    targets = ln.Input([[0], [1], [1], [0]], name="targets")
+    W = ln.Parameter([[1, 1], [1, 1]], name="W")
+    c = ln.Parameter([0, -1], name="c")
+    v = ln.Parameter([[1], [-2]], name="v")
+    b = ln.Parameter([0], name="b")
+    hidden = ln.relu(ln.affine(X, W, c, name="hidden_in"), name="hidden")
+    out = ln.affine(hidden, v, b, name="out")
+    return ln.mse_loss(out, targets, name="loss")
+
+
+def logistic():
+    """Logistic regression on 8 points in 2-D (two seeded blobs), labels -1 and +1."""
+    rng = np.random.default_rng(0)
+    points = np.vstack([rng.normal(-1.0, 0.7, (4, 2)), rng.normal(1.0, 0.7, (4, 2))])
+    labels = np.array([[-1.0]] * 4 + [[1.0]] * 4)
+    X, y = ln.Input(points, name="X"), ln.Input(labels, name="y")
+    w = ln.Parameter([[0.5], [-0.25]], name="w")
+    b = ln.Parameter([0.1], name="b")
+    scores = ln.affine(X, w, b, name="scores")
+    return ln.logistic_loss(scores, y, name="loss")
+
+
+def mlp():
+    """A small MLP classifier: 4 examples, 3 features -> 5 ReLU units -> 3 classes."""
+    rng = np.random.default_rng(0)
+    X = ln.Input(rng.normal(size=(4, 3)), name="X")
+    labels = ln.Input(np.array([0, 2, 1, 2]), name="labels")
+    W1 = ln.Parameter(rng.uniform(-1, 1, (3, 5)) / np.sqrt(3), name="W1")
+    b1 = ln.Parameter(np.zeros(5), name="b1")
+    W2 = ln.Parameter(rng.uniform(-1, 1, (5, 3)) / np.sqrt(5), name="W2")
+    b2 = ln.Parameter(np.zeros(3), name="b2")
+    hidden = ln.relu(ln.affine(X, W1, b1, name="hidden_in"), name="hidden")
+    logits = ln.affine(hidden, W2, b2, name="logits")
+    return ln.softmax_cross_entropy(logits, labels, name="loss")
+
+
+TARGETS = {
+    "least-squares": least_squares,
+    "fan-out": fan_out,
+    "xor": xor,
+    "logistic": logistic,
+    "mlp": mlp,
+}
+
+
+def _split(spec):
+    """'dir/file.py:func' -> ('dir/file.py', 'func'); the function defaults to build."""
+    path, sep, func = spec.rpartition(":")
+    if sep and path.endswith(".py") and func.isidentifier():
+        return path, func
+    return spec, "build"
+
+
+def load_target(spec):
+    """The builder function for a built-in name or `path.py[:func]`."""
+    if spec in TARGETS:
+        return TARGETS[spec]
+    path, func_name = _split(spec)
+    if not path.endswith(".py"):
+        raise TargetError(f"unknown target {spec!r}; built-in targets: {', '.join(TARGETS)}; or give path/to/file.py[:function]")
+    if not os.path.isfile(path):
+        raise TargetError(f"no such file: {path}")
+    module_name = f"loopnet_user_{abs(hash(os.path.abspath(path)))}"
+    spec_obj = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec_obj)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))  # so the file's own imports work
+    try:
+        spec_obj.loader.exec_module(module)
+    except SyntaxError as err:
+        raise TargetError(f"{path} does not import: SyntaxError at line {err.lineno}: {err.msg}") from None
+    except Exception as err:  # noqa: BLE001 - any failure of user code is reported, not raised
+        raise TargetError(f"{path} does not import: {type(err).__name__}: {err}") from None
+    finally:
+        sys.path.pop(0)
+    builder = getattr(module, func_name, None)
+    if builder is None:
+        raise TargetError(f"{path} has no function {func_name!r}")
+    if not callable(builder):
+        raise TargetError(f"{func_name!r} in {path} is a {type(builder).__name__}, not a function")
+    return builder
+
+
+def build_target(spec):
+    """Build the target's graph in a fresh naming scope; return its output node."""
+    builder = load_target(spec)
+    with ln.fresh_names():
+        try:
+            node = builder()
+        except LoopnetError:
+            raise
+        except Exception as err:  # noqa: BLE001
+            raise TargetError(f"{builder.__name__}() of {spec} raised {type(err).__name__}: {err}") from None
+    if not isinstance(node, ln.Node):
+        raise TargetError(f"{builder.__name__}() of {spec} returned {type(node).__name__}, not a loopnet node")
+    return node

@@ -1,0 +1,120 @@
+"""One Hypothesis strategy per registered op: valid inputs, kept away from its kinks.
+
+`SAMPLES[name](dtype)` draws a node made by op `name` from fresh Parameters (and label
+Inputs where the op takes labels). The test suite walks `loopnet.OPS` and looks each op
+up here, so an op added without a sample fails the suite instead of going unchecked;
+the same samples drive `cli.py gradcheck` and the backend-equality tests.
+"""
+
+import numpy as np
+from hypothesis import strategies as st
+
+import loopnet as ln
+from loopnet.testing.strategies import arrays, labels, positive_arrays, shapes, signs, sizes
+
+
+def _param(draw, shape, dtype, name, **options):
+    return ln.Parameter(draw(arrays(shape, dtype, **options)), name=name)
+
+
+def _unary(op, **array_options):
+    @st.composite
+    def sample(draw, dtype=np.float64):
+        return op(_param(draw, shapes(), dtype, "x", **array_options))
+    return sample
+
+
+def _binary(op, **b_options):
+    @st.composite
+    def sample(draw, dtype=np.float64):
+        shape = draw(shapes())
+        return op(_param(draw, shape, dtype, "a"), _param(draw, shape, dtype, "b", **b_options))
+    return sample
+
+
+@st.composite
+def _matmul(draw, dtype=np.float64):
+    n, k, m = draw(sizes()), draw(sizes()), draw(sizes())
+    return ln.matmul(_param(draw, (n, k), dtype, "A"), _param(draw, (k, m), dtype, "B"))
+
+
+@st.composite
+def _affine(draw, dtype=np.float64):
+    n, d, m = draw(sizes()), draw(sizes()), draw(sizes())
+    return ln.affine(_param(draw, (n, d), dtype, "x"), _param(draw, (d, m), dtype, "W"), _param(draw, (m,), dtype, "b"))
+
+
+@st.composite
+def _log(draw, dtype=np.float64):
+    return ln.log(ln.Parameter(draw(positive_arrays(draw(shapes()), dtype)), name="x"))
+
+
+@st.composite
+def _leaky_relu(draw, dtype=np.float64):
+    alpha = draw(st.floats(0.0, 0.5))
+    return ln.leaky_relu(_param(draw, shapes(), dtype, "x", avoid=(0.0,)), alpha=alpha)
+
+
+@st.composite
+def _reshape(draw, dtype=np.float64):
+    shape = draw(shapes())
+    x = _param(draw, shape, dtype, "x")
+    target = draw(st.sampled_from([shape[::-1], (-1,), (1, -1)]))
+    return ln.reshape(x, target)
+
+
+@st.composite
+def _mse_loss(draw, dtype=np.float64):
+    shape = draw(shapes())
+    return ln.mse_loss(_param(draw, shape, dtype, "a"), _param(draw, shape, dtype, "b"))
+
+
+def _signed_loss(op, **s_options):
+    @st.composite
+    def sample(draw, dtype=np.float64):
+        shape = draw(shapes())
+        return op(_param(draw, shape, dtype, "s", **s_options), ln.Input(draw(signs(shape)).astype(dtype), name="y"))
+    return sample
+
+
+@st.composite
+def _binary_cross_entropy(draw, dtype=np.float64):
+    shape = draw(shapes())
+    p = _param(draw, shape, dtype, "p", min_value=0.05, max_value=0.95)
+    y = ln.Input(draw(arrays(shape, dtype, 0.0, 1.0)), name="y")
+    return ln.binary_cross_entropy(p, y)
+
+
+@st.composite
+def _softmax_cross_entropy(draw, dtype=np.float64):
+    n, k = draw(sizes()), draw(sizes())
+    return ln.softmax_cross_entropy(_param(draw, (n, k), dtype, "logits"), ln.Input(draw(labels(n, k)), name="labels"))
+
+
+SAMPLES = {
+    "add": _binary(ln.add),
+    "sub": _binary(ln.sub),
+    "mul": _binary(ln.mul),
+    "div": _binary(ln.div, avoid=(0.0,), margin=0.5),  # divisors away from 0
+    "matmul": _matmul,
+    "affine": _affine,
+    "sum": _unary(ln.sum),
+    "mean": _unary(ln.mean),
+    "square": _unary(ln.square),
+    "exp": _unary(ln.exp),
+    "log": _log,
+    "abs": _unary(ln.abs, avoid=(0.0,)),
+    "sigmoid": _unary(ln.sigmoid),
+    "tanh": _unary(ln.tanh),
+    "relu": _unary(ln.relu, avoid=(0.0,)),
+    "leaky_relu": _leaky_relu,
+    "softmax": _unary(ln.softmax),
+    "log_softmax": _unary(ln.log_softmax),
+    "reshape": _reshape,
+    "flatten": _unary(ln.flatten),
+    "mse_loss": _mse_loss,
+    "softmax_cross_entropy": _softmax_cross_entropy,
+    "binary_cross_entropy": _binary_cross_entropy,
+    "logistic_loss": _signed_loss(ln.logistic_loss),
+    "hinge_loss": _signed_loss(ln.hinge_loss, avoid=(-1.0, 1.0)),  # y s = 1 is the kink
+}
