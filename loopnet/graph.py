@@ -88,10 +88,12 @@ def _as_array(value, *, keep_integers, who):
     if isinstance(value, Node):
         raise DTypeError(f"{who} was given the node {value.name!r}; pass its .value, an array")
     if isinstance(value, np.ndarray):
+        # np.array(order="C") copies into row-major order; unlike np.ascontiguousarray it
+        # keeps a 0-d array 0-d
         if value.dtype in FLOAT_DTYPES:
-            return np.ascontiguousarray(value).copy()
+            return np.array(value, order="C")
         if value.dtype.kind in "iu" and keep_integers:
-            return np.ascontiguousarray(value, dtype=np.int64)
+            return np.array(value, dtype=np.int64, order="C")
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as err:
@@ -224,15 +226,11 @@ def topological_order(node):
     return order
 
 
-def _check_finite(array, node, what):
+def _check_finite(array, node, what, where):
     if not np.all(np.isfinite(array)):
-        bad = np.argwhere(~np.isfinite(array))[0]
-        index = tuple(int(i) for i in bad)
-        element = array[index] if array.ndim else array[()]
-        inputs = ", ".join(f"{p.name} ({p.op_name})" for p in node.inputs) or "none"
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
         raise NonFiniteError(
-            f"{what} of node {node.name!r} ({node.op_name}) is {element} at index {index}; "
-            f"first non-finite node in order; its inputs: {inputs}"
+            f"{what} of node {node.name!r} ({node.op_name}) is {array[index]} at index {index}, {where}"
         )
 
 
@@ -249,14 +247,15 @@ def forward(node, check_finite=False):
     for current in topological_order(node):
         if current.op is None:
             if check_finite and current.dtype in FLOAT_DTYPES:
-                _check_finite(current.value, current, "value")
+                _check_finite(current.value, current, "value", "as given")
             continue
         current.op.prepare(current)  # shapes and dtypes again: an Input may have changed
         if current._value is None or current._value.shape != current.shape or current._value.dtype != current.dtype:
             current._value = backend.empty(current.shape, current.dtype)
         current.op.forward(current, *current.inputs)
         if check_finite:
-            _check_finite(current._value, current, "value")
+            inputs = ", ".join(p.name for p in current.inputs)
+            _check_finite(current._value, current, "value", f"the first non-finite node; its inputs: {inputs}")
         current._evaluated_at = stamp
     return node.value
 
@@ -303,5 +302,6 @@ def backward(node, grad=None, check_finite=False):
             if check_finite:
                 for parent in current.inputs:
                     if parent.requires_grad:
-                        _check_finite(parent._grad, parent, f"grad (from {current.name})")
+                        _check_finite(parent._grad, parent, "grad",
+                                      f"after the backward loops of {current.name!r} ({current.op_name})")
     return node.grad

@@ -25,9 +25,12 @@ def zeros(shape, dtype):
 
 def loop(body, grid, args):
     """Call `body(*index, *args)` for every index of `grid`, last index fastest."""
-    if len(grid) == 1:  # the common case, spelled out so stepping through it is obvious
-        for i in range(grid[0]):
-            body(i, *args)
-        return
-    for index in itertools.product(*(range(n) for n in grid)):
-        body(*index, *args)
+    # Array elements are NumPy scalars, which warn on overflow or 0/0; compiled backends
+    # stay silent. Inf and NaN remain in the values either way (see check_finite).
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        if len(grid) == 1:  # the common case, spelled out so stepping through it is obvious
+            for i in range(grid[0]):
+                body(i, *args)
+            return
+        for index in itertools.product(*(range(n) for n in grid)):
+            body(*index, *args)

@@ -1,0 +1,30 @@
+"""Hypothesis profiles, chosen by LOOPNET_HYPOTHESIS_PROFILE:
+
+    ci        few examples, derandomized: the whole suite stays well under 10 minutes
+    dev       the default on a developer's machine
+    thorough  thousands of examples, for a long run before a release
+
+CI=true (as CI sets it) picks `ci` unless the variable says otherwise.
+"""
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("ci", max_examples=15, derandomize=True, print_blob=True, **_common)
+settings.register_profile("dev", max_examples=40, **_common)
+settings.register_profile("thorough", max_examples=2000, **_common)
+
+_default = "ci" if os.environ.get("CI", "").lower() == "true" else "dev"
+settings.load_profile(os.environ.get("LOOPNET_HYPOTHESIS_PROFILE", _default))
+
+
+@pytest.fixture(autouse=True)
+def python_backend():
+    """Every test starts on the reference backend, with automatic names counted from 1."""
+    import loopnet as ln
+
+    with ln.use("python"), ln.fresh_names():
+        yield
