@@ -6,8 +6,10 @@
     ln.forward(loss); ln.backward(loss); print(W.grad)
 """
 
-from loopnet.backends import use
-from loopnet.graph import Input, Node, Parameter, backward, forward, fresh_names, topological_order
+from loopnet.backends import default_backend, use
+from loopnet.graph import (
+    Input, Node, Parameter, backward, forward, fresh_names, set_dtype, topological_order,
+)
 from loopnet.ops import (
     OPS, abs, add, affine, binary_cross_entropy, div, exp, flatten, hinge_loss, leaky_relu, log,
     log_softmax, logistic_loss, matmul, mean, mse_loss, mul, relu, reshape, sigmoid, softmax,
@@ -18,5 +20,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Input", "Parameter", "Node", "forward", "backward", "use", "topological_order", "fresh_names",
+    "set_dtype", "default_backend",
     "OPS", *sorted(OPS),
 ]

@@ -49,22 +49,30 @@ def _target_help():
 def _select_backend(name):
     import loopnet as ln
 
-    ln.use(name)
+    ln.use(name or ln.default_backend())
+
+
+BACKEND_HELP = "Which backend runs the loops. Default: $LOOPNET_BACKEND, else numba where installed, else python."
 
 
 @main.command(help=_target_help())
 @click.argument("target")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: an aligned table; json: {\"nodes\": [...]} with full-precision numbers.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="python", show_default=True,
-              help="Which backend runs the loops.")
+@click.option("--backend", type=click.Choice(BACKENDS), default=None, help=BACKEND_HELP)
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None,
+              help="Convert every float leaf to this dtype first (default: as the target built them).")
 @click.option("--check-finite", is_flag=True, help="Stop at the first node whose value or grad is NaN or Inf.")
-def trace(target, fmt, backend, check_finite):
+def trace(target, fmt, backend, dtype, check_finite):
+    import loopnet as ln
     from loopnet.targets import build_target
     from loopnet.tracing import to_json, to_text, trace as run_trace
 
     _select_backend(backend)
-    records = run_trace(build_target(target), check_finite=check_finite)
+    node = build_target(target)
+    if dtype:
+        ln.set_dtype(node, dtype)
+    records = run_trace(node, check_finite=check_finite)
     click.echo(to_json(records) if fmt == "json" else to_text(records))
 
 
@@ -96,7 +104,8 @@ def ops(names):
 @click.option("--examples", type=click.IntRange(1), default=25, show_default=True,
               help="Random inputs (drawn by Hypothesis) per op.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the random inputs.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="python", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="python", show_default=True,
+              help="Backend for the analytic gradients (finite differences use the same one).")
 def gradcheck(names, examples, seed, backend):
     """Check every op's backward loops (or NAMES') against central differences.
 
@@ -123,6 +132,32 @@ def gradcheck(names, examples, seed, backend):
         click.echo(f"\n{result.name}: {result.failure}", err=True)
     if failures:
         sys.exit(1)
+
+
+@main.command()
+@click.option("--dtype", "dtypes", type=click.Choice(["float64", "float32"]), multiple=True,
+              help="Compile for these dtypes (repeatable). Default: both.")
+def warmup(dtypes):
+    """Compile every op's Numba kernels ahead, into the on-disk cache.
+
+    The first run of the numba backend compiles each kernel it meets (seconds each);
+    later runs load them from the cache in well under a second. Run this once after
+    installing (or after editing an op) so no later command waits. The cache lives in
+    $LOOPNET_CACHE_DIR, else ~/.cache/loopnet.
+    """
+    import time
+
+    import loopnet as ln
+    from loopnet.backends import numba_backend
+
+    ln.use("numba")  # an explicit error if Numba is missing
+    dtypes = dtypes or ("float64", "float32")
+    started = time.perf_counter()
+    with click.progressbar(length=len(ln.OPS), label="warming up kernels", file=sys.stderr,
+                           item_show_func=lambda name: name) as bar:
+        count = numba_backend.warmup(dtypes, on_op=lambda name: bar.update(1, name))
+    click.echo(f"{count} drivers ready for {', '.join(dtypes)} in {time.perf_counter() - started:.1f} s; "
+               f"cache: {numba_backend.cache_dir()}")
 
 
 if __name__ == "__main__":

@@ -226,6 +226,24 @@ def topological_order(node):
     return order
 
 
+def set_dtype(node, dtype):
+    """Convert every float leaf that `node` depends on to `dtype` (float32 or float64).
+
+    Computed nodes follow at the next forward. Integer leaves (labels) are left alone.
+    Returns `node`, so `forward(set_dtype(build(), "float32"))` reads well.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise DTypeError(f"set_dtype: dtype must be float32 or float64, got {dtype}")
+    for leaf in topological_order(node):
+        if leaf.op is None and leaf.dtype in FLOAT_DTYPES and leaf.dtype != dtype:
+            leaf.value = leaf.value.astype(dtype)
+    for current in topological_order(node):
+        if current.op is not None:
+            current.dtype = current.op.output_dtype(current.inputs)
+    return node
+
+
 def _check_finite(array, node, what, where):
     if not np.all(np.isfinite(array)):
         index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])

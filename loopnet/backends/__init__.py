@@ -6,6 +6,7 @@ cannot run here is an error that says why, never a silent fallback to another.
 """
 
 import importlib
+import importlib.util
 import os
 
 from loopnet.errors import BackendError
@@ -25,6 +26,16 @@ def get_backend(name):
         module.check_available()  # raises BackendError with the reason and the fix
         _loaded[name] = module
     return _loaded[name]
+
+
+def default_backend():
+    """The backend the CLI uses when none is named: $LOOPNET_BACKEND, else `numba` where
+    Numba is installed (fast), else `python`. The library itself starts on `python`,
+    the one to step through in a debugger."""
+    chosen = os.environ.get("LOOPNET_BACKEND")
+    if chosen:
+        return chosen
+    return "numba" if importlib.util.find_spec("numba") is not None else "python"
 
 
 def current_backend():

@@ -44,6 +44,8 @@ def arrays(shape, dtype=np.float64, min_value=-3.0, max_value=3.0, avoid=(), mar
     kept at least `margin` away from each, so central differences stay valid.
     """
     dtype = np.dtype(dtype)
+    if dtype == np.float32:  # Hypothesis wants bounds that float32 can represent exactly
+        min_value, max_value = float(np.float32(min_value)), float(np.float32(max_value))
     elements = st.floats(min_value, max_value, allow_nan=False, allow_infinity=False,
                          width=32 if dtype == np.float32 else 64)
     strategy = hnp.arrays(dtype, shape, elements=elements)

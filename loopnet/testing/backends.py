@@ -1,0 +1,46 @@
+"""Compare a backend with the Python reference on the same graph."""
+
+import numpy as np
+
+from loopnet.backends import use
+from loopnet.graph import backward, forward, topological_order
+
+TOLERANCE = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+
+
+def run_graph(output, backend, upstream):
+    """Forward and backward on `backend`; every node's value and grad, copied."""
+    with use(backend):
+        forward(output)
+        if output.requires_grad:
+            backward(output, grad=upstream)
+        return [(n.name, np.array(n.value), None if n.grad is None else np.array(n.grad))
+                for n in topological_order(output)]
+
+
+def close(got, want, rtol):
+    """Equal to `rtol` relative to the array's largest magnitude (sums reassociated by a
+    compiled backend differ by rounding in proportion to their terms, not their result)."""
+    if got.shape != want.shape or got.dtype != want.dtype:
+        return False
+    if got.dtype.kind in "iu":
+        return bool(np.array_equal(got, want))
+    same_nonfinite = np.array_equal(np.isfinite(got), np.isfinite(want)) and np.array_equal(
+        got[~np.isfinite(want)], want[~np.isfinite(want)], equal_nan=True)
+    finite = np.isfinite(want)
+    scale = float(np.max(np.abs(want[finite]))) if finite.any() else 0.0
+    return same_nonfinite and bool(np.all(np.abs(got[finite] - want[finite]) <= rtol * max(scale, 1e-30)))
+
+
+def assert_backends_agree(output, backend, reference="python", rtol=None, seed=0):
+    """Run `output`'s graph on both backends; every value and grad must agree."""
+    rtol = rtol or TOLERANCE[np.dtype(output.dtype)]
+    rng = np.random.default_rng(seed)
+    upstream = None if output.shape == () else rng.standard_normal(output.shape).astype(output.dtype)
+    want = run_graph(output, reference, upstream)
+    got = run_graph(output, backend, upstream)
+    for (name, value, grad), (_, value_ref, grad_ref) in zip(got, want):
+        assert close(value, value_ref, rtol), f"{backend} value of {name!r} differs:\n{value}\nvs {reference}:\n{value_ref}"
+        assert (grad is None) == (grad_ref is None)
+        if grad is not None:
+            assert close(grad, grad_ref, rtol), f"{backend} grad of {name!r} differs:\n{grad}\nvs {reference}:\n{grad_ref}"
