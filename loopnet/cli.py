@@ -160,5 +160,23 @@ def warmup(dtypes):
                f"cache: {numba_backend.cache_dir()}")
 
 
+@main.command()
+@click.option("--quick", is_flag=True, help="Fewer sizes and repeats (about a minute).")
+@click.option("--threads", type=click.IntRange(1), default=None, help="Threads for every contender (default: all cores).")
+def bench(quick, threads):
+    """Time loopnet's Numba loops against NumPy and PyTorch CPU, in one run.
+
+    Prints medians and ratios to a reference measured in the same process: matmul
+    (GFLOP/s, % of NumPy's BLAS), an affine layer, the lectures' MNIST network step,
+    a small MLP on Python vs Numba, and a digits-MLP epoch. PyTorch rows appear when
+    torch is installed (pip install torch==2.13.0).
+    """
+    import loopnet as ln
+    from loopnet.bench import run
+
+    ln.use("numba")
+    run(quick=quick, threads=threads, out=click.echo)
+
+
 if __name__ == "__main__":
     main()

@@ -42,6 +42,25 @@ def flat(array):
     return array.reshape(-1)
 
 
+def transpose_body(j, i, A, AT):
+    AT[j, i] = A[i, j]
+
+
+def transposed(array):
+    """A row-major copy of a matrix's transpose, made by a loop like any other.
+
+    Contractions use it so their inner loop walks memory in order: a sum over k of
+    A[i,k] * B[k,j] reads B down a column (one cache line per term), while the same sum
+    over BT[j,k] reads a row (unit stride: Numba vectorises it). The copy costs one pass
+    over B; the sum reads B once per row of A.
+    """
+    from loopnet.backends import current_backend
+
+    out = current_backend().empty((array.shape[1], array.shape[0]), array.dtype)
+    loop(transpose_body, out.shape, array, out)
+    return out
+
+
 class Op:
     """Base class of every op. Subclasses set `name` and `inputs`, and write `shape`,
     `forward` and `backward`. `label_inputs` names inputs that hold targets or labels:

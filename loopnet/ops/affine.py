@@ -8,15 +8,19 @@ x (N, D), W (D, M), b (M,) gives Y (N, M).
                for m:    db[m]   += sum_n dY[n,m]
 
 The bias gradient sums over the minibatch: every example's output used the same b.
+
+Memory order: where a sum runs down a column, the loop reads a transposed copy instead
+(WT[m,d] = W[d,m], XT[d,n] = X[n,d], dYT[m,n] = dY[n,m]), so the inner index walks a
+row; see `loopnet.op.transposed`. Same terms, same math, memory read in order.
 """
 
-from loopnet.op import Op, loop
+from loopnet.op import Op, loop, transposed
 
 
-def affine_forward(n, m, X, W, b, Y):
+def affine_forward(n, m, X, WT, b, Y):
     acc = b[m]
     for d in range(X.shape[1]):
-        acc += X[n, d] * W[d, m]
+        acc += X[n, d] * WT[m, d]  # WT[m,d] = W[d,m]
     Y[n, m] = acc
 
 
@@ -27,17 +31,17 @@ def affine_grad_x(n, d, W, dY, dX):
     dX[n, d] += acc
 
 
-def affine_grad_W(d, m, X, dY, dW):
+def affine_grad_W(d, m, XT, dYT, dW):
     acc = dW.dtype.type(0)
-    for n in range(X.shape[0]):
-        acc += X[n, d] * dY[n, m]
+    for n in range(XT.shape[1]):
+        acc += XT[d, n] * dYT[m, n]  # X[n,d] * dY[n,m]
     dW[d, m] += acc
 
 
-def affine_grad_b(m, dY, db):
+def affine_grad_b(m, dYT, db):
     acc = db.dtype.type(0)
-    for n in range(dY.shape[0]):
-        acc += dY[n, m]
+    for n in range(dYT.shape[1]):
+        acc += dYT[m, n]  # dY[n,m]
     db[m] += acc
 
 
@@ -55,15 +59,17 @@ class Affine(Op):
         return (x.shape[0], W.shape[1])
 
     def forward(self, out, x, W, b):
-        loop(affine_forward, out.shape, x.value, W.value, b.value, out.value)
+        loop(affine_forward, out.shape, x.value, transposed(W.value), b.value, out.value)
 
     def backward(self, out, x, W, b):
         if x.requires_grad:
             loop(affine_grad_x, x.shape, W.value, out.grad, x.grad)
-        if W.requires_grad:
-            loop(affine_grad_W, W.shape, x.value, out.grad, W.grad)
-        if b.requires_grad:
-            loop(affine_grad_b, b.shape, out.grad, b.grad)
+        if W.requires_grad or b.requires_grad:
+            dYT = transposed(out.grad)
+            if W.requires_grad:
+                loop(affine_grad_W, W.shape, transposed(x.value), dYT, W.grad)
+            if b.requires_grad:
+                loop(affine_grad_b, b.shape, dYT, b.grad)
 
 
 def affine(x, W, b, name=None):

@@ -8,15 +8,19 @@ Each backward loop is written in gather form: the grid runs over the elements of
 gradient it writes, and the sum inside gathers every output that read that element.
 (The slide's scatter form, `for i,j,k: dA[i,k] += dC[i,j] B[k,j]`, adds the same terms
 in another order; gather form lets every grid point run at once without races.)
+
+Memory order: a sum's index should walk along rows (the last axis), so an operand whose
+summed index is its first axis is passed transposed: BT[j,k] = B[k,j] (see
+`loopnet.op.transposed`). The math is unchanged; the inner loop reads memory in order.
 """
 
-from loopnet.op import Op, loop
+from loopnet.op import Op, loop, transposed
 
 
-def matmul_forward(i, j, A, B, C):
+def matmul_forward(i, j, A, BT, C):
     acc = C.dtype.type(0)  # accumulate in the array's dtype: float32 stays float32
     for k in range(A.shape[1]):
-        acc += A[i, k] * B[k, j]
+        acc += A[i, k] * BT[j, k]  # BT[j,k] = B[k,j]
     C[i, j] = acc
 
 
@@ -27,10 +31,10 @@ def matmul_grad_A(i, k, B, dC, dA):
     dA[i, k] += acc
 
 
-def matmul_grad_B(k, j, A, dC, dB):
+def matmul_grad_B(k, j, AT, dCT, dB):
     acc = dB.dtype.type(0)
-    for i in range(A.shape[0]):
-        acc += A[i, k] * dC[i, j]
+    for i in range(AT.shape[1]):
+        acc += AT[k, i] * dCT[j, i]  # A[i,k] * dC[i,j]
     dB[k, j] += acc
 
 
@@ -46,13 +50,13 @@ class Matmul(Op):
         return (A.shape[0], B.shape[1])
 
     def forward(self, out, A, B):
-        loop(matmul_forward, out.shape, A.value, B.value, out.value)
+        loop(matmul_forward, out.shape, A.value, transposed(B.value), out.value)
 
     def backward(self, out, A, B):
         if A.requires_grad:
             loop(matmul_grad_A, A.shape, B.value, out.grad, A.grad)
         if B.requires_grad:
-            loop(matmul_grad_B, B.shape, A.value, out.grad, B.grad)
+            loop(matmul_grad_B, B.shape, transposed(A.value), transposed(out.grad), B.grad)
 
 
 def matmul(A, B, name=None):

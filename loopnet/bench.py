@@ -1,0 +1,210 @@
+"""CPU benchmarks: loopnet's loops against NumPy and PyTorch, measured in the same run.
+
+Every figure is a median over repeated runs, printed with the ratio to a reference
+timed in the same process with the same thread count. Run `python cli.py bench` or
+`python benchmarks/cpu.py`; PyTorch rows appear when torch is installed
+(`pip install torch==2.13.0`).
+"""
+
+import os
+import statistics
+import time
+
+import numpy as np
+
+import loopnet as ln
+
+
+def median_time(run, repeats, warmup=2):
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _torch(threads):
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    return torch
+
+
+def _row(rows, name, contender, seconds, reference_seconds, extra=""):
+    rows.append((name, contender, seconds, reference_seconds / seconds if reference_seconds else None, extra))
+
+
+def bench_matmul(rows, torch, sizes, repeats):
+    for dtype in (np.float32, np.float64):
+        for n in sizes:
+            rng = np.random.default_rng(0)
+            a, b = rng.standard_normal((n, n)).astype(dtype), rng.standard_normal((n, n)).astype(dtype)
+            A, B = ln.Input(a), ln.Input(b)
+            C = ln.matmul(A, B)
+            name = f"matmul {n} {np.dtype(dtype).name}"
+            flops = 2 * n**3
+            reps = max(3, repeats // (n // 256) ** 2)
+            t_np = median_time(lambda: a @ b, reps)
+            t_ln = median_time(lambda: ln.forward(C), reps)
+            _row(rows, name, "numpy (BLAS)", t_np, t_np, f"{flops / t_np / 1e9:.1f} GFLOP/s")
+            _row(rows, name, "loopnet numba", t_ln, t_np, f"{flops / t_ln / 1e9:.1f} GFLOP/s, {100 * t_np / t_ln:.0f}% of BLAS")
+            if torch is not None:
+                ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+                t_t = median_time(lambda: ta @ tb, reps)
+                _row(rows, name, "torch", t_t, t_np, f"{flops / t_t / 1e9:.1f} GFLOP/s")
+
+
+def _mlp_graph(sizes, batch, dtype, rng):
+    x = ln.Input(rng.standard_normal((batch, sizes[0])).astype(dtype), name="x")
+    labels = ln.Input(rng.integers(0, sizes[-1], batch), name="labels")
+    params, h = [], x
+    for i, (d, m) in enumerate(zip(sizes, sizes[1:])):
+        W = ln.Parameter((rng.uniform(-1, 1, (d, m)) / np.sqrt(d)).astype(dtype), name=f"W{i}")
+        b = ln.Parameter(np.zeros(m, dtype), name=f"b{i}")
+        params += [W, b]
+        h = ln.affine(h, W, b)
+        if i < len(sizes) - 2:
+            h = ln.relu(h)
+    return x, labels, params, ln.softmax_cross_entropy(h, labels)
+
+
+def _numpy_mlp_step(x, y, params):
+    """Forward + backward of the same MLP in NumPy (the reference)."""
+    hs, h = [x], x
+    layers = list(zip(params[::2], params[1::2]))
+    for i, (W, b) in enumerate(layers):
+        h = h @ W + b
+        if i < len(layers) - 1:
+            h = np.maximum(h, 0)
+        hs.append(h)
+    z = h - h.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    g = p
+    g[np.arange(len(y)), y] -= 1
+    g /= len(y)
+    grads = []
+    for i in reversed(range(len(layers))):
+        W, _ = layers[i]
+        grads += [hs[i].T @ g, g.sum(axis=0)]
+        if i > 0:
+            g = (g @ W.T) * (hs[i] > 0)
+    return grads
+
+
+def _torch_mlp(torch, params):
+    tparams = [torch.tensor(p.value, requires_grad=True) for p in params]
+
+    def step(x, y):
+        h = x
+        layers = list(zip(tparams[::2], tparams[1::2]))
+        for i, (W, b) in enumerate(layers):
+            h = torch.addmm(b, h, W)
+            if i < len(layers) - 1:
+                h = torch.relu(h)
+        loss = torch.nn.functional.cross_entropy(h, y)
+        for p in tparams:
+            p.grad = None
+        loss.backward()
+
+    return tparams, step
+
+
+def bench_step(rows, torch, name, sizes, batch, dtype, repeats, backends=("numba",)):
+    rng = np.random.default_rng(0)
+    x, labels, params, loss = _mlp_graph(sizes, batch, dtype, rng)
+    values = [p.value for p in params]
+    t_np = median_time(lambda: _numpy_mlp_step(x.value, labels.value, values), repeats)
+    _row(rows, name, "numpy", t_np, t_np)
+    for backend in backends:
+        with ln.use(backend):
+            def step():
+                ln.forward(loss)
+                ln.backward(loss)
+            t = median_time(step, repeats if backend != "python" else 3, warmup=1)
+        _row(rows, name, f"loopnet {backend}", t, t_np)
+    if torch is not None:
+        _, step = _torch_mlp(torch, params)
+        tx, ty = torch.from_numpy(x.value), torch.from_numpy(labels.value)
+        t_t = median_time(lambda: step(tx, ty), repeats)
+        _row(rows, name, "torch", t_t, t_np)
+
+
+def bench_epoch(rows, torch, repeats, examples=1437, batch=32, lr=0.1):
+    """One SGD epoch of the digits MLP (64 -> 64 ReLU -> 10), batch 32, on data of the
+    digits set's shape (random here: the timing does not depend on the pixels)."""
+    rng = np.random.default_rng(0)
+    data = rng.uniform(0, 1, (examples, 64))
+    targets = rng.integers(0, 10, examples)
+    x, labels, params, loss = _mlp_graph((64, 64, 10), batch, np.float64, rng)
+    batches = [(data[i:i + batch], targets[i:i + batch]) for i in range(0, examples - batch + 1, batch)]
+
+    def numpy_epoch():
+        values = [p.value.copy() for p in params]
+        for xb, yb in batches:
+            for v, g in zip(values, reversed_pairs(_numpy_mlp_step(xb, yb, values))):
+                v -= lr * g
+
+    def loopnet_epoch():
+        for xb, yb in batches:
+            x.value, labels.value = xb, yb
+            ln.forward(loss)
+            ln.backward(loss)
+            for p in params:
+                p.value[...] -= lr * p.grad  # the optimizer is not a loop kernel yet (issue 6)
+
+    t_np = median_time(numpy_epoch, repeats, warmup=1)
+    _row(rows, "digits MLP epoch", "numpy", t_np, t_np, f"{len(batches)} steps")
+    with ln.use("numba"):
+        t_ln = median_time(loopnet_epoch, repeats, warmup=1)
+    _row(rows, "digits MLP epoch", "loopnet numba", t_ln, t_np)
+    if torch is not None:
+        tparams, step = _torch_mlp(torch, params)
+        tb = [(torch.from_numpy(xb), torch.from_numpy(yb)) for xb, yb in batches]
+
+        def torch_epoch():
+            for xb, yb in tb:
+                step(xb, yb)
+                with torch.no_grad():
+                    for p in tparams:
+                        p -= lr * p.grad
+
+        t_t = median_time(torch_epoch, repeats, warmup=1)
+        _row(rows, "digits MLP epoch", "torch", t_t, t_np)
+
+
+def reversed_pairs(grads):
+    """_numpy_mlp_step yields grads last layer first, (dW, db) each: back to param order."""
+    pairs = [grads[i:i + 2] for i in range(0, len(grads), 2)]
+    return [g for pair in reversed(pairs) for g in pair]
+
+
+def run(quick=False, threads=None, out=print):
+    threads = threads or os.cpu_count()
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    torch = _torch(threads)
+    repeats = 5 if quick else 21
+    rows = []
+    with ln.use("numba"):
+        bench_matmul(rows, torch, (256, 512) if quick else (256, 512, 1024), repeats)
+    bench_step(rows, torch, "affine+CE fwd+bwd 64x784->500 f64", (784, 500), 64, np.float64, repeats)
+    bench_step(rows, torch, "MNIST net step 784-500-10 b64 f32", (784, 500, 10), 64, np.float32, repeats)
+    bench_step(rows, torch, "small MLP step 64-64-10 b32 f64", (64, 64, 10), 32, np.float64, repeats,
+               backends=("numba", "python"))
+    bench_epoch(rows, torch, 3 if quick else 11)
+    out(f"loopnet {ln.__version__} CPU benchmarks: medians of {repeats} runs; threads: numba "
+        f"{numba.get_num_threads()}, torch {torch.get_num_threads() if torch else '-'}, "
+        f"BLAS default ({os.cpu_count()} cores); torch {'%s' % torch.__version__ if torch else 'not installed'}")
+    out(f"{'benchmark':<36} {'contender':<15} {'median':>10} {'vs ref':>8}  notes")
+    for name, contender, seconds, ratio, extra in rows:
+        ratio_text = f"{ratio:.2f}x" if ratio else "-"
+        out(f"{name:<36} {contender:<15} {seconds * 1e3:>8.3f}ms {ratio_text:>8}  {extra}")
+    out("vs ref: reference time / contender time (>1 is faster than the reference, the first row of each group)")
+    return rows
