@@ -19,6 +19,7 @@ import itertools
 
 import numpy as np
 
+from loopnet.backends import current_backend
 from loopnet.errors import DTypeError, GraphError, NonFiniteError
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -122,6 +123,7 @@ class Node:
         self._value = None
         self._grad = None
         self._evaluated_at = 0  # the stamp current when forward last computed this node
+        self._order = None  # topological order of the graph ending here, once computed
 
     @property
     def op_name(self):
@@ -209,6 +211,13 @@ def topological_order(node):
     """Every node `node` depends on, each after all of its inputs; `node` comes last."""
     if not isinstance(node, Node):
         raise TypeError(f"expected a loopnet node, got {type(node).__name__}")
+    # A node's inputs are fixed when it is built, so its order never changes: keep it.
+    if node._order is None:
+        node._order = _depth_first(node)
+    return list(node._order)
+
+
+def _depth_first(node):
     order, done = [], set()
     stack = [(node, False)]
     while stack:  # depth-first, iterative so deep graphs (long RNNs) do not hit recursion limits
@@ -258,8 +267,6 @@ def forward(node, check_finite=False):
     With `check_finite=True`, stop at the first node whose value holds a NaN or Inf and
     name it (NonFiniteError). Returns `node.value`.
     """
-    from loopnet.backends import current_backend
-
     backend = current_backend()
     stamp = _stamp()
     for current in topological_order(node):
@@ -286,8 +293,6 @@ def backward(node, grad=None, check_finite=False):
     topological order. Grads accumulate with `+=`, so a node feeding several consumers
     gets the sum. `forward(node)` must have run since the inputs last changed.
     """
-    from loopnet.backends import current_backend
-
     order = topological_order(node)
     if not node.requires_grad:
         raise GraphError(

@@ -26,14 +26,13 @@ or all at once: Python runs them as nested loops, Numba with `prange`, CUDA as t
 
 import numpy as np
 
+from loopnet.backends import current_backend
 from loopnet.errors import DTypeError, ShapeError
 from loopnet.graph import FLOAT_DTYPES, Node
 
 
 def loop(body, grid, *args):
     """Run `body(*index, *args)` for every index in `grid` on the selected backend."""
-    from loopnet.backends import current_backend
-
     current_backend().loop(body, tuple(grid), args)
 
 
@@ -54,8 +53,6 @@ def transposed(array):
     over BT[j,k] reads a row (unit stride: Numba vectorises it). The copy costs one pass
     over B; the sum reads B once per row of A.
     """
-    from loopnet.backends import current_backend
-
     out = current_backend().empty((array.shape[1], array.shape[0]), array.dtype)
     loop(transpose_body, out.shape, array, out)
     return out
