@@ -48,7 +48,7 @@ def bench_matmul(rows, torch, sizes, repeats):
             C = ln.matmul(A, B)
             name = f"matmul {n} {np.dtype(dtype).name}"
             flops = 2 * n**3
-            reps = max(3, repeats // (n // 256) ** 2)
+            reps = max(3, repeats // max(1, n // 256) ** 2)  # fewer repeats for the slow large sizes
             t_np = median_time(lambda: a @ b, reps)
             t_ln = median_time(lambda: ln.forward(C), reps)
             _row(rows, name, "numpy (BLAS)", t_np, t_np, f"{flops / t_np / 1e9:.1f} GFLOP/s")

@@ -1,0 +1,82 @@
+"""The CLI with the numba backend: default backend, --dtype, warmup, bench."""
+
+import json
+
+import numpy as np
+from click.testing import CliRunner
+
+import loopnet as ln
+from loopnet import bench
+from loopnet.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_cli_defaults_to_numba_where_installed_and_the_env_overrides(monkeypatch):
+    monkeypatch.delenv("LOOPNET_BACKEND", raising=False)
+    assert ln.default_backend() == "numba"
+    monkeypatch.setenv("LOOPNET_BACKEND", "python")
+    assert ln.default_backend() == "python"
+
+
+def test_trace_on_numba_equals_python():
+    py = json.loads(run("trace", "mlp", "--format", "json", "--backend", "python").stdout)["nodes"]
+    nb = json.loads(run("trace", "mlp", "--format", "json", "--backend", "numba").stdout)["nodes"]
+    assert [n["name"] for n in nb] == [n["name"] for n in py]
+    for a, b in zip(nb, py):
+        np.testing.assert_allclose(np.array(a["value"]), np.array(b["value"]), rtol=1e-12, atol=1e-14)
+        if b["grad"] is not None:
+            np.testing.assert_allclose(np.array(a["grad"]), np.array(b["grad"]), rtol=1e-12, atol=1e-14)
+
+
+def test_trace_dtype_float32_runs_everything_in_float32():
+    result = run("trace", "logistic", "--format", "json", "--dtype", "float32", "--backend", "numba")
+    assert result.exit_code == 0, result.output
+    loss = json.loads(result.stdout)["nodes"][-1]
+    assert abs(loss["value"] - 0.6787298297135872) < 1e-6
+    assert run("trace", "xor", "--dtype", "float16").exit_code == 2
+
+
+def test_set_dtype_rejects_non_float_dtypes():
+    import pytest
+
+    with pytest.raises(ln.errors.DTypeError, match="float32 or float64"):
+        ln.set_dtype(ln.sum(ln.Parameter([1.0])), "int32")
+
+
+def test_warmup_compiles_each_op_and_reports(monkeypatch, tmp_path):
+    monkeypatch.setattr(ln, "OPS", {name: ln.OPS[name] for name in ("relu", "affine")})
+    result = run("warmup", "--dtype", "float64")
+    assert result.exit_code == 0, result.output
+    assert "drivers ready for float64" in result.stdout and "cache:" in result.stdout
+
+
+def test_bench_rows_name_contenders_and_ratios():
+    rows = []
+    bench.bench_matmul(rows, None, (16,), repeats=3)
+    bench.bench_step(rows, None, "tiny step", (8, 4, 3), 5, np.float64, repeats=3, backends=("numba", "python"))
+    contenders = [(name, who) for name, who, *_ in rows]
+    assert ("matmul 16 float32", "numpy (BLAS)") in contenders and ("matmul 16 float64", "loopnet numba") in contenders
+    assert ("tiny step", "loopnet python") in contenders
+    for _, _, seconds, ratio, _ in rows:
+        assert seconds > 0 and ratio > 0
+
+
+def test_numpy_reference_step_matches_loopnet_gradients():
+    # The benchmark's NumPy reference must compute what loopnet computes, or ratios lie.
+    rng = np.random.default_rng(3)
+    x, labels, params, loss = bench._mlp_graph((6, 5, 4), 7, np.float64, rng)
+    ln.forward(loss)
+    ln.backward(loss)
+    reference = bench.reversed_pairs(bench._numpy_mlp_step(x.value, labels.value, [p.value for p in params]))
+    for p, g in zip(params, reference):
+        np.testing.assert_allclose(p.grad, g, rtol=1e-10, atol=1e-12)
+
+
+def test_bench_command_prints_the_table(monkeypatch):
+    calls = {}
+    monkeypatch.setattr(bench, "run", lambda quick, threads, out: calls.update(quick=quick, threads=threads))
+    assert run("bench", "--quick", "--threads", "1").exit_code == 0
+    assert calls == {"quick": True, "threads": 1}
