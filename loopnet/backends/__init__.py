@@ -22,6 +22,8 @@ def get_backend(name):
     if name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
     if name not in _loaded:
+        if importlib.util.find_spec(f"loopnet.backends.{name}_backend") is None:
+            raise BackendError(f"the {name} backend is not part of this version of loopnet yet; use python or numba")
         module = importlib.import_module(f"loopnet.backends.{name}_backend")
         module.check_available()  # raises BackendError with the reason and the fix
         _loaded[name] = module
