@@ -91,6 +91,40 @@ def _softmax_cross_entropy(draw, dtype=np.float64):
     return ln.softmax_cross_entropy(_param(draw, (n, k), dtype, "logits"), ln.Input(draw(labels(n, k)), name="labels"))
 
 
+@st.composite
+def _conv2d(draw, dtype=np.float64):
+    n, c, co = draw(sizes(1, 2)), draw(sizes(1, 2)), draw(sizes(1, 2))
+    h, w = draw(sizes(1, 5)), draw(sizes(1, 5))
+    kh, kw = draw(sizes(1, h)), draw(sizes(1, w))
+    return ln.conv2d(_param(draw, (n, c, h, w), dtype, "x"), _param(draw, (co, c, kh, kw), dtype, "W"),
+                     _param(draw, (co,), dtype, "b"))
+
+
+@st.composite
+def distinct_images(draw, dtype=np.float64, max_side=5):
+    """(N, C, H, W) arrays whose elements all differ by >= 0.1: max pooling has no ties,
+    so a finite-difference step never changes which element is the max."""
+    shape = (draw(sizes(1, 2)), draw(sizes(1, 2)), draw(sizes(1, max_side)), draw(sizes(1, max_side)))
+    size = int(np.prod(shape))
+    order = draw(st.permutations(range(size)))
+    return (np.array(order, dtype=np.float64).reshape(shape) * 0.1 - 0.05 * size).astype(dtype)
+
+
+def _pool(op):
+    @st.composite
+    def sample(draw, dtype=np.float64):
+        x = ln.Parameter(draw(distinct_images(dtype)), name="x")
+        k = draw(sizes(1, min(x.shape[2], x.shape[3], 3)))
+        return op(x, k)
+    return sample
+
+
+@st.composite
+def _im2col(draw, dtype=np.float64):
+    x = _param(draw, (draw(sizes(1, 2)), draw(sizes(1, 2)), draw(sizes(1, 4)), draw(sizes(1, 4))), dtype, "x")
+    return ln.im2col(x, draw(sizes(1, x.shape[2])), draw(sizes(1, x.shape[3])))
+
+
 SAMPLES = {
     "add": _binary(ln.add),
     "sub": _binary(ln.sub),
@@ -117,4 +151,8 @@ SAMPLES = {
     "binary_cross_entropy": _binary_cross_entropy,
     "logistic_loss": _signed_loss(ln.logistic_loss),
     "hinge_loss": _signed_loss(ln.hinge_loss, avoid=(-1.0, 1.0)),  # y s = 1 is the kink
+    "conv2d": _conv2d,
+    "max_pool2d": _pool(ln.max_pool2d),
+    "avg_pool2d": _pool(ln.avg_pool2d),
+    "im2col": _im2col,
 }

@@ -1,0 +1,94 @@
+"""conv2d(x, W, b): the slide's convolution, stride 1, no padding, over a minibatch.
+
+x (N, C, H, Wd), W (C', C, kh, kw), b (C',) gives O (N, C', H', W'), H' = H - kh + 1,
+W' = Wd - kw + 1:
+
+    forward    for n,c',h',w':  O[n,c',h',w'] = b[c'] + sum_{c,i,j} W[c',c,i,j] * X[n,c,h'+i,w'+j]
+    backward   for c',c,i,j:    dW[c',c,i,j] += sum_{n,h',w'} dO[n,c',h',w'] * X[n,c,h'+i,w'+j]
+               for c':          db[c']       += sum_{n,h',w'} dO[n,c',h',w']
+               for n,c,h,w:     dX[n,c,h,w]  += sum_{c',i,j} dO[n,c',h-i,w-j] * W[c',c,i,j]
+                                                (over the (i, j) where h-i, w-j fall inside O)
+
+Loop order: each grid point owns a whole output plane (n, c') in the forward and a whole
+input-gradient plane (n, c) in dX, and walks it with the output column innermost, so
+the innermost loop is a contiguous multiply-add with one weight held in a register
+(measured as fast as PyTorch's CPU conv). In dX the plane's owner adds each term where it
+lands: writes stay inside the owned plane, so planes still run in parallel without races.
+"""
+
+from loopnet.op import Op, loop
+
+
+def conv2d_forward(n, co, X, W, b, O):
+    for h in range(O.shape[2]):
+        for w in range(O.shape[3]):
+            O[n, co, h, w] = b[co]
+    for c in range(W.shape[1]):
+        for i in range(W.shape[2]):
+            for j in range(W.shape[3]):
+                weight = W[co, c, i, j]
+                for h in range(O.shape[2]):
+                    for w in range(O.shape[3]):
+                        O[n, co, h, w] += weight * X[n, c, h + i, w + j]
+
+
+def conv2d_grad_W(co, c, i, j, X, dO, dW):
+    acc = dW.dtype.type(0)
+    for n in range(dO.shape[0]):
+        for h in range(dO.shape[2]):
+            for w in range(dO.shape[3]):
+                acc += dO[n, co, h, w] * X[n, c, h + i, w + j]
+    dW[co, c, i, j] += acc
+
+
+def conv2d_grad_b(co, dO, db):
+    acc = db.dtype.type(0)
+    for n in range(dO.shape[0]):
+        for h in range(dO.shape[2]):
+            for w in range(dO.shape[3]):
+                acc += dO[n, co, h, w]
+    db[co] += acc
+
+
+def conv2d_grad_x(n, c, W, dO, dX):
+    for co in range(W.shape[0]):
+        for i in range(W.shape[2]):
+            for j in range(W.shape[3]):
+                weight = W[co, c, i, j]
+                for h in range(dO.shape[2]):
+                    for w in range(dO.shape[3]):
+                        dX[n, c, h + i, w + j] += dO[n, co, h, w] * weight
+
+
+class Conv2d(Op):
+    name = "conv2d"
+    inputs = ("x", "W", "b")
+
+    def shape(self, x, W, b):
+        if len(x.shape) != 4 or len(W.shape) != 4 or len(b.shape) != 1:
+            raise self.shape_error((x, W, b), "needs x (N, C, H, W), W (C', C, kh, kw) and b (C',)")
+        N, C, H, Wd = x.shape
+        Co, Ci, kh, kw = W.shape
+        if Ci != C:
+            raise self.shape_error((x, W, b), f"x has {C} channels but W expects {Ci}")
+        if b.shape[0] != Co:
+            raise self.shape_error((x, W, b), f"b has {b.shape[0]} entries but W makes {Co} channels")
+        if kh > H or kw > Wd or kh < 1 or kw < 1:
+            raise self.shape_error((x, W, b), f"a {kh}x{kw} kernel does not fit a {H}x{Wd} image")
+        return (N, Co, H - kh + 1, Wd - kw + 1)
+
+    def forward(self, out, x, W, b):
+        loop(conv2d_forward, out.shape[:2], x.value, W.value, b.value, out.value)
+
+    def backward(self, out, x, W, b):
+        if W.requires_grad:
+            loop(conv2d_grad_W, W.shape, x.value, out.grad, W.grad)
+        if b.requires_grad:
+            loop(conv2d_grad_b, b.shape, out.grad, b.grad)
+        if x.requires_grad:
+            loop(conv2d_grad_x, x.shape[:2], W.value, out.grad, x.grad)
+
+
+def conv2d(x, W, b, name=None):
+    """2-D convolution (cross-correlation, as the slide and PyTorch), stride 1, no padding."""
+    return Conv2d().apply((x, W, b), name)

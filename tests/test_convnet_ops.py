@@ -1,0 +1,98 @@
+"""conv2d, pooling and im2col: references, the slide's conv = im2col + affine, ties, errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import loopnet as ln
+from loopnet.errors import ShapeError
+from loopnet.testing.strategies import arrays, sizes
+
+
+def conv_reference(x, W, b):
+    N, C, H, Wd = x.shape
+    Co, _, kh, kw = W.shape
+    out = np.zeros((N, Co, H - kh + 1, Wd - kw + 1))
+    for i in range(kh):
+        for j in range(kw):
+            patch = x[:, :, i:i + out.shape[2], j:j + out.shape[3]]
+            out += np.einsum("nchw,oc->nohw", patch, W[:, :, i, j])
+    return out + b[None, :, None, None]
+
+
+@st.composite
+def conv_case(draw):
+    n, c, co = draw(sizes(1, 2)), draw(sizes(1, 3)), draw(sizes(1, 3))
+    h, w = draw(sizes(1, 6)), draw(sizes(1, 6))
+    kh, kw = draw(sizes(1, h)), draw(sizes(1, w))
+    return (draw(arrays((n, c, h, w))), draw(arrays((co, c, kh, kw))), draw(arrays((co,))))
+
+
+@given(conv_case())
+def test_conv2d_matches_the_slide_formula_in_numpy(case):
+    x, W, b = case
+    out = ln.forward(ln.conv2d(ln.Input(x), ln.Input(W), ln.Input(b)))
+    np.testing.assert_allclose(out, conv_reference(x, W, b), rtol=1e-12, atol=1e-12)
+
+
+@given(conv_case(), st.data())
+def test_conv_equals_im2col_then_affine_in_values_and_grads(case, data):
+    x0, W0, b0 = case
+    Co, C, kh, kw = W0.shape
+    # the convolution
+    x, W, b = ln.Parameter(x0, name="x"), ln.Parameter(W0, name="W"), ln.Parameter(b0, name="b")
+    conv = ln.conv2d(x, W, b)
+    # the same layer as patches times a shared weight matrix
+    x2, b2 = ln.Parameter(x0, name="x2"), ln.Parameter(b0, name="b2")
+    W2 = ln.Parameter(W0.reshape(Co, C * kh * kw).T, name="W2")
+    rows = ln.affine(ln.im2col(x2, kh, kw), W2, b2)  # (N H' W', C')
+
+    as_rows = lambda a: a.transpose(0, 2, 3, 1).reshape(-1, Co)  # (N, C', H', W') -> rows
+    np.testing.assert_allclose(as_rows(ln.forward(conv)), ln.forward(rows), rtol=1e-12, atol=1e-12)
+
+    upstream = data.draw(arrays(conv.shape))
+    ln.backward(conv, grad=upstream)
+    ln.backward(rows, grad=as_rows(upstream))
+    np.testing.assert_allclose(x.grad, x2.grad, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(W.grad.reshape(Co, -1).T, W2.grad, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(b.grad, b2.grad, rtol=1e-12, atol=1e-12)
+
+
+@given(arrays((2, 3, 7, 5)), st.integers(1, 3))
+def test_pools_match_numpy_and_drop_the_remainder(values, k):
+    N, C, H, W = values.shape
+    Ho, Wo = H // k, W // k
+    windows = values[:, :, :Ho * k, :Wo * k].reshape(N, C, Ho, k, Wo, k)
+    np.testing.assert_allclose(ln.forward(ln.max_pool2d(ln.Input(values), k)), windows.max(axis=(3, 5)))
+    np.testing.assert_allclose(ln.forward(ln.avg_pool2d(ln.Input(values), k)), windows.mean(axis=(3, 5)), rtol=1e-12)
+    x = ln.Parameter(values)
+    pooled = ln.avg_pool2d(x, k)
+    ln.forward(pooled)
+    ln.backward(pooled)
+    assert np.all(x.grad[:, :, Ho * k:, :] == 0) and np.all(x.grad[:, :, :, Wo * k:] == 0)
+
+
+def test_max_pool_ties_give_the_gradient_to_the_first_maximum():
+    x = ln.Parameter(np.array([[[[1.0, 3.0], [3.0, 3.0]]]]))
+    pooled = ln.max_pool2d(x, 2)
+    ln.forward(pooled)
+    ln.backward(pooled)
+    assert x.grad[0, 0].tolist() == [[0.0, 1.0], [0.0, 0.0]]
+
+
+@pytest.mark.parametrize("build,message", [
+    (lambda: ln.conv2d(ln.Input(np.zeros((1, 2, 4, 4))), ln.Input(np.zeros((3, 1, 2, 2))), ln.Input(np.zeros(3))),
+     "x has 2 channels but W expects 1"),
+    (lambda: ln.conv2d(ln.Input(np.zeros((1, 1, 2, 2))), ln.Input(np.zeros((1, 1, 3, 3))), ln.Input(np.zeros(1))),
+     "a 3x3 kernel does not fit a 2x2 image"),
+    (lambda: ln.conv2d(ln.Input(np.zeros((1, 1, 4, 4))), ln.Input(np.zeros((2, 1, 2, 2))), ln.Input(np.zeros(3))),
+     "b has 3 entries but W makes 2 channels"),
+    (lambda: ln.conv2d(ln.Input(np.zeros((4, 4))), ln.Input(np.zeros((2, 1, 2, 2))), ln.Input(np.zeros(2))),
+     r"needs x \(N, C, H, W\)"),
+    (lambda: ln.max_pool2d(ln.Input(np.zeros((1, 1, 2, 2))), 3), "a 3x3 window does not fit a 2x2 image"),
+    (lambda: ln.avg_pool2d(ln.Input(np.zeros((2, 2))), 2), r"needs x \(N, C, H, W\)"),
+    (lambda: ln.im2col(ln.Input(np.zeros((1, 1, 2, 2))), 3, 1), "a 3x1 patch does not fit"),
+])
+def test_convnet_shape_errors(build, message):
+    with pytest.raises(ShapeError, match=message):
+        build()
