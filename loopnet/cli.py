@@ -178,5 +178,14 @@ def bench(quick, threads):
     run(quick=quick, threads=threads, out=click.echo)
 
 
+def _add_training_commands():
+    from loopnet.train_cli import evaluate, train
+
+    main.add_command(train)
+    main.add_command(evaluate)
+
+
+_add_training_commands()
+
 if __name__ == "__main__":
     main()

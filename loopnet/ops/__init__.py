@@ -9,6 +9,7 @@ from loopnet.ops.affine import affine
 from loopnet.ops.arithmetic import add, div, mul, sub
 from loopnet.ops.conv import conv2d
 from loopnet.ops.cross_entropy import softmax_cross_entropy
+from loopnet.ops.dropout import dropout
 from loopnet.ops.im2col import im2col
 from loopnet.ops.losses import binary_cross_entropy, hinge_loss, logistic_loss, mse_loss
 from loopnet.ops.matmul import matmul
@@ -24,6 +25,6 @@ OPS = {
         add, sub, mul, div, matmul, affine, sum, mean, square, exp, log, abs,
         sigmoid, tanh, relu, leaky_relu, softmax, log_softmax, reshape, flatten,
         mse_loss, softmax_cross_entropy, binary_cross_entropy, logistic_loss, hinge_loss,
-        conv2d, max_pool2d, avg_pool2d, im2col,
+        conv2d, max_pool2d, avg_pool2d, im2col, dropout,
     )
 }

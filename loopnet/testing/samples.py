@@ -125,6 +125,12 @@ def _im2col(draw, dtype=np.float64):
     return ln.im2col(x, draw(sizes(1, x.shape[2])), draw(sizes(1, x.shape[3])))
 
 
+@st.composite
+def _dropout(draw, dtype=np.float64):
+    p = draw(st.sampled_from([0.0, 0.25, 0.5]))
+    return ln.dropout(_param(draw, shapes(), dtype, "x"), p=p, seed=draw(st.integers(0, 99)), fixed_mask=True)
+
+
 SAMPLES = {
     "add": _binary(ln.add),
     "sub": _binary(ln.sub),
@@ -155,4 +161,5 @@ SAMPLES = {
     "max_pool2d": _pool(ln.max_pool2d),
     "avg_pool2d": _pool(ln.avg_pool2d),
     "im2col": _im2col,
+    "dropout": _dropout,
 }

@@ -1,0 +1,168 @@
+"""Data sets for the lectures' networks. Nothing is downloaded at run time.
+
+    xor, and, or, nand   the four-row truth tables (train = validation = test)
+    blobs                two seeded 2-D Gaussian clouds, for logistic regression
+    digits               scikit-learn's bundled 8x8 handwritten digits (1797 images), / 16
+    mnist                real MNIST read from IDX files (raw or .gz) in a directory you name, / 255
+
+Every set gives class labels 0..K-1 (ints) and float64 inputs; images keep their (H, W)
+shape and each model flattens or not. Splits are seeded: the same seed, the same split.
+"""
+
+import gzip
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+from loopnet.errors import LoopnetError
+
+
+class DataError(LoopnetError, ValueError):
+    """A data set that cannot be found or read."""
+
+
+class Split(NamedTuple):
+    x: np.ndarray
+    y: np.ndarray
+
+
+class Dataset(NamedTuple):
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    classes: int
+    input_shape: tuple  # one example's shape, e.g. (2,) or (8, 8)
+
+
+TRUTH_TABLES = {
+    "xor": [0, 1, 1, 0],
+    "and": [0, 0, 0, 1],
+    "or": [0, 1, 1, 1],
+    "nand": [1, 1, 1, 0],
+}
+
+
+def truth_table(name):
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
+    y = np.array(TRUTH_TABLES[name], dtype=np.int64)
+    whole = Split(x, y)
+    return Dataset(name, whole, whole, whole, 2, (2,))
+
+
+def split(x, y, seed, val_fraction=0.1, test_fraction=0.2):
+    """Shuffle with `seed`, then cut into train / validation / test."""
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_test, n_val = int(round(len(x) * test_fraction)), int(round(len(x) * val_fraction))
+    test, val, train = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
+    return Split(x[train], y[train]), Split(x[val], y[val]), Split(x[test], y[test])
+
+
+def blobs(seed=0, n=200, spread=1.0):
+    """Two 2-D Gaussian clouds centred at (-1, -1) and (1, 1); labels 0 and 1."""
+    rng = np.random.default_rng(seed)
+    half = n // 2
+    x = np.vstack([rng.normal(-1.0, spread, (half, 2)), rng.normal(1.0, spread, (n - half, 2))])
+    y = np.array([0] * half + [1] * (n - half), dtype=np.int64)
+    return Dataset("blobs", *split(x, y, seed), 2, (2,))
+
+
+def digits(seed=0):
+    """scikit-learn's 8x8 digits: pixels 0..16 scaled to [0, 1] (the slides' / 16)."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise DataError("the digits data set comes with scikit-learn: pip install scikit-learn") from None
+    bunch = load_digits()
+    x = bunch.images.astype(np.float64) / 16.0
+    return Dataset("digits", *split(x, bunch.target.astype(np.int64), seed), 10, (8, 8))
+
+
+# ---------------------------------------------------------------------------------------
+# MNIST from IDX files
+
+IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path):
+    """An IDX file (raw or gzip) as a NumPy array. Raises DataError naming the file."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except OSError as err:
+        raise DataError(f"cannot read {path}: {err.strerror or err}") from None
+    except (EOFError, gzip.BadGzipFile) as err:
+        raise DataError(f"{path} is not a valid gzip file: {err}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
+        raise DataError(f"{path} is not an IDX file (bad magic number)")
+    dims = raw[3]
+    header = 4 + 4 * dims
+    if len(raw) < header:
+        raise DataError(f"{path} is truncated: its header promises {dims} dimensions")
+    shape = tuple(int.from_bytes(raw[4 + 4 * k:8 + 4 * k], "big") for k in range(dims))
+    dtype = np.dtype(IDX_TYPES[raw[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise DataError(f"{path} holds {len(raw) - header} bytes of data, its header says {expected}")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+def find_idx(data_dir, stem):
+    for candidate in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        path = os.path.join(data_dir, candidate)
+        if os.path.isfile(path):
+            return path
+    raise DataError(f"no {stem}[.gz] in {data_dir}")
+
+
+def mnist(data_dir, seed=0, val_fraction=1 / 12):
+    """MNIST from the four IDX files in `data_dir`; pixels / 255; a seeded validation
+    split from the training set (5000 of 60000 by default)."""
+    if not data_dir or not os.path.isdir(data_dir):
+        raise DataError(f"--data-dir {data_dir!r} is not a directory holding the MNIST IDX files")
+    arrays = {key: read_idx(find_idx(data_dir, stem)) for key, stem in MNIST_FILES.items()}
+    for part in ("train", "test"):
+        images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise DataError(f"MNIST {part} files disagree: images {images.shape}, labels {labels.shape}")
+        if labels.size and labels.max() > 9:
+            raise DataError(f"MNIST {part} labels go up to {labels.max()}, expected 0..9")
+    x = arrays["train_images"].astype(np.float64) / 255.0
+    y = arrays["train_labels"].astype(np.int64)
+    train, val, _ = split(x, y, seed, val_fraction=val_fraction, test_fraction=0.0)
+    test = Split(arrays["test_images"].astype(np.float64) / 255.0, arrays["test_labels"].astype(np.int64))
+    return Dataset("mnist", train, val, test, 10, x.shape[1:])
+
+
+def load(name, seed=0, data_dir=None):
+    """A data set by name: xor, and, or, nand, blobs, digits, mnist (needs data_dir)."""
+    if name in TRUTH_TABLES:
+        return truth_table(name)
+    if name == "blobs":
+        return blobs(seed)
+    if name == "digits":
+        return digits(seed)
+    if name == "mnist":
+        return mnist(data_dir, seed)
+    raise DataError(f"unknown data set {name!r}; choose one of: {', '.join([*TRUTH_TABLES, 'blobs', 'digits', 'mnist'])}")
+
+
+def write_idx(path, array):
+    """Write `array` as an IDX file (gzip if the name ends in .gz): for tests and tools."""
+    codes = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09}
+    array = np.asarray(array)
+    header = bytes([0, 0, codes[array.dtype], array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    payload = header + array.tobytes()
+    with open(path, "wb") as handle:
+        handle.write(gzip.compress(payload) if path.endswith(".gz") else payload)

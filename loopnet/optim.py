@@ -1,0 +1,184 @@
+"""Optimizers from the lectures, each update a loop over a parameter's elements.
+
+With g = the gradient of the minibatch's mean loss (already averaged over the batch),
+and L2 weight decay lambda adding lambda * w to g (the gradient of lambda/2 ||w||^2):
+
+    SGD        w <- w - lr g
+    momentum   v <- mu v - lr g ;  w <- w + v
+               (the descent form. One of the lecture slides writes this update with a
+               sign slip, which as written would step up the gradient and climb the loss;
+               v <- mu v + lr g ; w <- w - v is the same update with v negated.)
+    RMSProp    s <- rho s + (1 - rho) g^2 ;  w <- w - lr g / (sqrt(s) + eps)
+    Adam       m <- b1 m + (1 - b1) g ;  v <- b2 v + (1 - b2) g^2
+               w <- w - lr m^ / (sqrt(v^) + eps),   m^ = m / (1 - b1^t),  v^ = v / (1 - b2^t)
+
+Gradient clipping by norm (before the update): with ||g|| the norm over all parameters'
+grads together, if ||g|| > p then every g <- g p / ||g||.
+
+Weight decay applies to weights (parameters with two or more axes), not to biases.
+Every update runs as a loop kernel over flat views, on the selected backend.
+"""
+
+import math
+
+import numpy as np
+
+from loopnet.errors import LoopnetError
+from loopnet.op import flat, loop
+
+
+class OptimizerError(LoopnetError, ValueError):
+    """Bad optimizer settings (e.g. a negative learning rate)."""
+
+
+def sgd_step(i, w, g, lr, decay):
+    w[i] -= lr * (g[i] + decay * w[i])
+
+
+def momentum_step(i, w, g, v, lr, decay, mu):
+    v[i] = mu * v[i] - lr * (g[i] + decay * w[i])
+    w[i] += v[i]
+
+
+def rmsprop_step(i, w, g, s, lr, decay, rho, eps):
+    grad = g[i] + decay * w[i]
+    s[i] = rho * s[i] + (1 - rho) * grad * grad
+    w[i] -= lr * grad / (math.sqrt(s[i]) + eps)
+
+
+def adam_step(i, w, g, m, v, lr, decay, b1, b2, eps, correction1, correction2):
+    grad = g[i] + decay * w[i]
+    m[i] = b1 * m[i] + (1 - b1) * grad
+    v[i] = b2 * v[i] + (1 - b2) * grad * grad
+    w[i] -= lr * (m[i] / correction1) / (math.sqrt(v[i] / correction2) + eps)
+
+
+def sum_of_squares(g, out):
+    acc = out.dtype.type(0)
+    for i in range(g.shape[0]):
+        acc += g[i] * g[i]
+    out[0] = acc
+
+
+def scale_step(i, g, factor):
+    g[i] *= factor
+
+
+def grad_norm(params):
+    """||g|| over every parameter's gradient together."""
+    total = 0.0
+    partial = np.zeros(1)
+    for p in params:
+        loop(sum_of_squares, (), flat(p.grad), partial)
+        total += float(partial[0])
+    return math.sqrt(total)
+
+
+def clip_grad_norm(params, max_norm):
+    """If ||g|| > max_norm, scale every grad by max_norm / ||g||. Returns ||g|| before."""
+    norm = grad_norm(params)
+    if norm > max_norm:
+        for p in params:
+            loop(scale_step, (p.size,), flat(p.grad), max_norm / norm)
+    return norm
+
+
+class Optimizer:
+    """Updates `params` from their `.grad`; `state` holds per-parameter buffers."""
+
+    name = "optimizer"
+    buffers = ()  # names of per-parameter state arrays, e.g. ("v",) for momentum
+
+    def __init__(self, params, lr, weight_decay=0.0, clip=None):
+        if not lr > 0:
+            raise OptimizerError(f"learning rate must be positive, got {lr}")
+        if weight_decay < 0:
+            raise OptimizerError(f"weight decay must be >= 0, got {weight_decay}")
+        if clip is not None and not clip > 0:
+            raise OptimizerError(f"clip norm must be positive, got {clip}")
+        self.params, self.lr, self.weight_decay, self.clip = list(params), float(lr), float(weight_decay), clip
+        self.steps = 0
+        self.state = {(p.name, b): np.zeros(p.shape, p.dtype) for p in self.params for b in self.buffers}
+
+    def decay_for(self, p):
+        return self.weight_decay if len(p.shape) >= 2 else 0.0
+
+    def step(self):
+        if self.clip is not None:
+            clip_grad_norm(self.params, self.clip)
+        self.steps += 1
+        for p in self.params:
+            self.update(p, *(flat(self.state[p.name, b]) for b in self.buffers))
+
+    def update(self, p, *buffers):
+        raise NotImplementedError
+
+    def state_dict(self):
+        arrays = {f"{name}/{buffer}": value for (name, buffer), value in self.state.items()}
+        return arrays, {"steps": self.steps, "lr": self.lr}
+
+    def load_state(self, arrays, meta):
+        for key in self.state:
+            stored = arrays[f"{key[0]}/{key[1]}"]
+            if stored.shape != self.state[key].shape:
+                raise OptimizerError(f"optimizer state {key} has shape {stored.shape}, expected {self.state[key].shape}")
+            self.state[key][...] = stored
+        self.steps, self.lr = int(meta["steps"]), float(meta["lr"])
+
+
+class SGD(Optimizer):
+    name = "sgd"
+
+    def update(self, p):
+        loop(sgd_step, (p.size,), flat(p.value), flat(p.grad), self.lr, self.decay_for(p))
+
+
+class Momentum(Optimizer):
+    name = "momentum"
+    buffers = ("v",)
+
+    def __init__(self, params, lr, momentum=0.9, **options):
+        super().__init__(params, lr, **options)
+        if not 0 <= momentum < 1:
+            raise OptimizerError(f"momentum must be in [0, 1), got {momentum}")
+        self.momentum = float(momentum)
+
+    def update(self, p, v):
+        loop(momentum_step, (p.size,), flat(p.value), flat(p.grad), v, self.lr, self.decay_for(p), self.momentum)
+
+
+class RMSProp(Optimizer):
+    name = "rmsprop"
+    buffers = ("s",)
+
+    def __init__(self, params, lr, rho=0.9, eps=1e-8, **options):
+        super().__init__(params, lr, **options)
+        self.rho, self.eps = float(rho), float(eps)
+
+    def update(self, p, s):
+        loop(rmsprop_step, (p.size,), flat(p.value), flat(p.grad), s, self.lr, self.decay_for(p), self.rho, self.eps)
+
+
+class Adam(Optimizer):
+    name = "adam"
+    buffers = ("m", "v")
+
+    def __init__(self, params, lr, beta1=0.9, beta2=0.999, eps=1e-8, **options):
+        super().__init__(params, lr, **options)
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+
+    def update(self, p, m, v):
+        loop(adam_step, (p.size,), flat(p.value), flat(p.grad), m, v, self.lr, self.decay_for(p),
+             self.beta1, self.beta2, self.eps, 1 - self.beta1 ** self.steps, 1 - self.beta2 ** self.steps)
+
+
+OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, RMSProp, Adam)}
+
+
+def make_optimizer(name, params, lr, momentum=0.9, weight_decay=0.0, clip=None):
+    if name not in OPTIMIZERS:
+        raise OptimizerError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    options = {"weight_decay": weight_decay, "clip": clip}
+    if name == "momentum":
+        options["momentum"] = momentum
+    return OPTIMIZERS[name](params, lr, **options)
