@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -166,7 +167,7 @@ def load_checkpoint(path):
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
         meta = json.loads(str(arrays.pop("meta")))
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise CheckpointError(f"{path} is not a loopnet checkpoint ({type(err).__name__}: {err})") from None
     if meta.get("format") != "loopnet-checkpoint-1":
         raise CheckpointError(f"{path} is not a loopnet checkpoint (format {meta.get('format')!r})")
