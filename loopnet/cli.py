@@ -57,23 +57,65 @@ BACKEND_HELP = "Which backend runs the loops. Default: $LOOPNET_BACKEND, else nu
 
 @main.command(help=_target_help())
 @click.argument("target")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="text: an aligned table; json: {\"nodes\": [...]} with full-precision numbers.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "dot"]), default="text", show_default=True,
+              help="text: an aligned table; json: {\"nodes\": [...]} with full-precision numbers; "
+                   "dot: a Graphviz picture of the graph (render with `dot -Tpng`).")
 @click.option("--backend", type=click.Choice(BACKENDS), default=None, help=BACKEND_HELP)
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None,
               help="Convert every float leaf to this dtype first (default: as the target built them).")
 @click.option("--check-finite", is_flag=True, help="Stop at the first node whose value or grad is NaN or Inf.")
-def trace(target, fmt, backend, dtype, check_finite):
+@click.option("--explain", "element", metavar="NODE[i,j]",
+              help="List every term backprop added into one gradient element, e.g. 'W1[0,1]' (Python backend).")
+@click.option("--counts", is_flag=True,
+              help="Count each node's scalar arithmetic and array reads/writes, forward and backward (Python backend).")
+def trace(target, fmt, backend, dtype, check_finite, element, counts):
     import loopnet as ln
+    from loopnet.explain import explain, find_node, parse_element
     from loopnet.targets import build_target
-    from loopnet.tracing import to_json, to_text, trace as run_trace
+    from loopnet.tracing import counts_table, to_dot, to_json, to_text, trace as run_trace
 
-    _select_backend(backend)
+    _select_backend("python" if (element or counts) and not backend else backend)
     node = build_target(target)
     if dtype:
         ln.set_dtype(node, dtype)
+    if counts:
+        from loopnet.backends.watch import watch
+
+        with watch(check_ownership=False) as watcher:
+            records = run_trace(node, check_finite=check_finite)
+        click.echo(counts_table(records, watcher.table()))
+        return
     records = run_trace(node, check_finite=check_finite)
-    click.echo(to_json(records) if fmt == "json" else to_text(records))
+    if element:
+        name, index = parse_element(element)
+        click.echo(str(explain(find_node(node, name), index)))
+        return
+    click.echo({"json": to_json, "dot": to_dot, "text": to_text}[fmt](records))
+
+
+@main.command()
+@click.argument("target")
+@click.option("--of", "of_name", required=True, metavar="NODE", help="The node whose elements are the rows.")
+@click.option("--wrt", "wrt_name", required=True, metavar="NODE", help="The node to differentiate by (the columns).")
+@click.option("--backend", type=click.Choice(BACKENDS), default=None, help=BACKEND_HELP)
+def jacobian(target, of_name, wrt_name, backend):
+    """Print the Jacobian d OF / d WRT of TARGET's graph, built from the backward loops.
+
+    Row r is d OF[r] / d WRT, computed by one backward pass with a one-hot upstream
+    gradient at OF[r]. Elements are numbered in row-major order.
+    """
+    import numpy as np
+
+    from loopnet.explain import find_node, jacobian as make_jacobian
+    from loopnet.targets import build_target
+
+    _select_backend(backend)
+    root = build_target(target)
+    of, wrt = find_node(root, of_name), find_node(root, wrt_name)
+    J = make_jacobian(of, wrt)
+    matrix = J.reshape(max(of.size, 1), max(wrt.size, 1))
+    click.echo(f"d {of.name} {of.shape} / d {wrt.name} {wrt.shape}: {matrix.shape[0]} x {matrix.shape[1]}")
+    click.echo(np.array2string(matrix, precision=6, suppress_small=True, max_line_width=160, threshold=10**6))
 
 
 @main.command()

@@ -60,6 +60,10 @@ class _NameScope:
 
 _scope = _NameScope()
 
+# (node, "forward" or "backward") while that node's loops run: lets watch() attribute
+# work counts to nodes.
+current_step = None
+
 
 @contextlib.contextmanager
 def fresh_names():
@@ -124,6 +128,7 @@ class Node:
         self._grad = None
         self._evaluated_at = 0  # the stamp current when forward last computed this node
         self._order = None  # topological order of the graph ending here, once computed
+        self._backward_root = None  # the output of the last backward that reached this node
 
     @property
     def op_name(self):
@@ -261,6 +266,11 @@ def _check_finite(array, node, what, where):
         )
 
 
+def _step(node, phase):
+    global current_step
+    current_step = (node, phase) if node is not None else None
+
+
 def forward(node, check_finite=False):
     """Compute `node.value`: every node it depends on, in topological order.
 
@@ -277,7 +287,9 @@ def forward(node, check_finite=False):
         current.op.prepare(current)  # shapes and dtypes again: an Input may have changed
         if current._value is None or current._value.shape != current.shape or current._value.dtype != current.dtype:
             current._value = backend.empty(current.shape, current.dtype)
+        _step(current, "forward")
         current.op.forward(current, *current.inputs)
+        _step(None, None)
         if check_finite:
             inputs = ", ".join(p.name for p in current.inputs)
             _check_finite(current._value, current, "value", f"the first non-finite node; its inputs: {inputs}")
@@ -305,6 +317,7 @@ def backward(node, grad=None, check_finite=False):
             raise GraphError(f"{node.name!r} {what}: call forward({node.name}) before backward")
     backend = current_backend()
     for current in order:
+        current._backward_root = node  # so explain() can find the graph this grad came from
         if current.requires_grad:
             if current._grad is None or current._grad.shape != current.shape or current._grad.dtype != current.dtype:
                 current._grad = backend.zeros(current.shape, current.dtype)
@@ -321,7 +334,9 @@ def backward(node, grad=None, check_finite=False):
         node._grad[...] = seed
     for current in reversed(order):
         if current.op is not None:
+            _step(current, "backward")
             current.op.backward(current, *current.inputs)
+            _step(None, None)
             if check_finite:
                 for parent in current.inputs:
                     if parent.requires_grad:

@@ -84,3 +84,53 @@ def to_text(records):
         lines.append(f"{indent}value {show_array(record.value)}")
         lines.append(f"{indent}grad  {show_array(record.grad)}")
     return "\n".join(lines)
+
+
+def to_dot(records):
+    """Graphviz DOT of the graph, like the lectures' computation-graph figures: one box
+    per node with its op and shape, and its value and grad when they are small."""
+
+    def quote(text):
+        return text.replace("\\", "\\\\").replace('"', '\\"')
+
+    lines = ["digraph loopnet {", "  rankdir=LR;", '  node [shape=box, fontname="Helvetica", fontsize=10];']
+    for r in records:
+        label = [f"{r.name}", f"{r.op} {tuple(r.shape)}"]
+        if r.value.size <= 4:
+            label.append(f"value {show_array(r.value)}")
+            if r.grad is not None:
+                label.append(f"grad {show_array(r.grad)}")
+        style = ', style=filled, fillcolor="#e8f0fe"' if r.op == "Parameter" else (
+            ', style=filled, fillcolor="#f1f3f4"' if r.op == "Input" else "")
+        text = "\\n".join(quote(part) for part in label)  # DOT's line break inside a label is \n
+        lines.append(f'  "{quote(r.name)}" [label="{text}"{style}];')
+    for r in records:
+        for parent in r.inputs:
+            lines.append(f'  "{quote(parent)}" -> "{quote(r.name)}";')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def counts_table(records, table):
+    """Per node: the scalar arithmetic (mul, add) and array reads/writes of its forward
+    and backward loops, and the totals with the backward/forward ratio."""
+    header = f"{'name':<14} {'op':<22} {'fwd mul':>8} {'fwd add':>8} {'fwd rd':>8} {'fwd wr':>8}   {'bwd mul':>8} {'bwd add':>8} {'bwd rd':>8} {'bwd wr':>8}"
+    lines = [header]
+    totals = {"forward": [0, 0, 0, 0], "backward": [0, 0, 0, 0]}
+    for r in records:
+        if r.name not in table:
+            continue
+        row = []
+        for phase in ("forward", "backward"):
+            c = table[r.name][phase]
+            values = [c["mul"], c["add"], c["reads"], c["writes"]]
+            totals[phase] = [t + v for t, v in zip(totals[phase], values)]
+            row.append(" ".join(f"{v:>8}" for v in values))
+        lines.append(f"{r.name:<14} {r.op:<22} {row[0]}   {row[1]}")
+    f, b = totals["forward"], totals["backward"]
+    lines.append(f"{'total':<14} {'':<22} {' '.join(f'{v:>8}' for v in f)}   {' '.join(f'{v:>8}' for v in b)}")
+    arithmetic_f, arithmetic_b = f[0] + f[1], b[0] + b[1]
+    if arithmetic_f:
+        lines.append(f"backward / forward arithmetic: {arithmetic_b / arithmetic_f:.2f}x "
+                     f"(mul+add; reads {b[2] / max(f[2], 1):.2f}x, writes {b[3] / max(f[3], 1):.2f}x)")
+    return "\n".join(lines)

@@ -10,6 +10,9 @@ import numpy as np
 
 name = "python"
 
+# Set by loopnet.backends.watch.watch(): runs each loop with recording arrays instead.
+watcher = None
+
 
 def check_available():
     """Plain Python is always available."""
@@ -28,6 +31,9 @@ def loop(body, grid, args):
     # Array elements are NumPy scalars, which warn on overflow or 0/0; compiled backends
     # stay silent. Inf and NaN remain in the values either way (see check_finite).
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        if watcher is not None:
+            watcher.run(body, grid, args)
+            return
         if len(grid) == 1:  # the common case, spelled out so stepping through it is obvious
             for i in range(grid[0]):
                 body(i, *args)
