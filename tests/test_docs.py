@@ -44,3 +44,24 @@ def test_tutorials_are_linked_from_their_index():
     index = open(os.path.join(ROOT, "tutorials", "README.md")).read()
     for name in TUTORIALS:
         assert name in index
+
+
+def test_the_pdb_session_of_tutorial_5_stops_inside_the_backward_loop():
+    import subprocess
+    import sys
+
+    commands = "\n".join([
+        "!import loopnet.ops.arithmetic",
+        "b loopnet.ops.arithmetic.mul_backward_a",
+        "c",
+        "p i, dy[i], b[i], da[i]",
+        "n",
+        "p da[i]",
+        "q",
+    ]) + "\n"
+    session = subprocess.run([sys.executable, "-m", "pdb", os.path.join("tutorials", "05_stepping_through_backprop.py")],
+                             input=commands, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    out = session.stdout
+    assert "arithmetic.py" in out and "mul_backward_a()" in out and "da[i] += dy[i] * b[i]" in out
+    assert "(0, np.float64(-1.0), np.float64(2.0), np.float64(0.0))" in out  # i, du, x, w.grad before
+    assert "np.float64(-2.0)" in out  # w.grad after the multiply-add
