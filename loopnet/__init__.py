@@ -12,8 +12,9 @@ from loopnet.graph import (
     Input, Node, Parameter, backward, forward, fresh_names, set_dtype, topological_order,
 )
 from loopnet.ops import (
-    OPS, abs, add, affine, avg_pool2d, binary_cross_entropy, conv2d, div, dropout, exp, flatten, hinge_loss,
-    im2col, leaky_relu, log, log_softmax, logistic_loss, matmul, max_pool2d, mean, mse_loss, mul,
+    OPS, abs, add, affine, avg_pool2d, binary_cross_entropy, bmm, conv2d, div, dropout, embedding, exp, flatten, hinge_loss,
+    im2col, layer_norm, leaky_relu, log, log_softmax, logistic_loss, matmul, max_pool2d, maxout, mean,
+    mse_loss, mul,
     relu, reshape, sigmoid, softmax, softmax_cross_entropy, square, sub, sum, tanh,
 )
 

@@ -7,7 +7,8 @@ the same samples drive `cli.py gradcheck` and the backend-equality tests.
 """
 
 import numpy as np
-from hypothesis import strategies as st
+from hypothesis import assume, strategies as st
+from hypothesis.extra import numpy as hnp
 
 import loopnet as ln
 from loopnet.testing.strategies import arrays, labels, positive_arrays, shapes, signs, sizes
@@ -131,6 +132,39 @@ def _dropout(draw, dtype=np.float64):
     return ln.dropout(_param(draw, shapes(), dtype, "x"), p=p, seed=draw(st.integers(0, 99)), fixed_mask=True)
 
 
+@st.composite
+def _bmm(draw, dtype=np.float64):
+    h, i, k, j = (draw(sizes(1, 3)) for _ in range(4))
+    transpose_b = draw(st.booleans())
+    B_shape = (h, j, k) if transpose_b else (h, k, j)
+    return ln.bmm(_param(draw, (h, i, k), dtype, "A"), _param(draw, B_shape, dtype, "B"), transpose_b=transpose_b)
+
+
+@st.composite
+def _maxout(draw, dtype=np.float64):
+    n, d, m, k = draw(sizes(1, 3)), draw(sizes(1, 3)), draw(sizes(1, 3)), draw(sizes(1, 3))
+    x, W, b = _param(draw, (n, d), dtype, "x"), _param(draw, (k, d, m), dtype, "W"), _param(draw, (k, m), dtype, "b")
+    # the winning piece must win by a margin, so a finite-difference step never changes it
+    scores = np.sort(np.einsum("nd,pdm->npm", x.value, W.value) + b.value[None], axis=1)
+    assume(k == 1 or np.all(scores[:, -1] - scores[:, -2] > 0.05))
+    return ln.maxout(x, W, b)
+
+
+@st.composite
+def _embedding(draw, dtype=np.float64):
+    V, D = draw(sizes(1, 4)), draw(sizes(1, 3))
+    ids_shape = draw(shapes(1, 2, 1, 4))
+    ids = ln.Input(draw(hnp.arrays(np.int64, ids_shape, elements=st.integers(0, V - 1))), name="ids")
+    return ln.embedding(ids, _param(draw, (V, D), dtype, "E"))
+
+
+@st.composite
+def _layer_norm(draw, dtype=np.float64):
+    shape = draw(shapes(1, 3, 2, 4))  # rows of at least 2: a single element has zero variance
+    K = shape[-1]
+    return ln.layer_norm(_param(draw, shape, dtype, "x"), _param(draw, (K,), dtype, "gamma"), _param(draw, (K,), dtype, "beta"))
+
+
 SAMPLES = {
     "add": _binary(ln.add),
     "sub": _binary(ln.sub),
@@ -162,4 +196,8 @@ SAMPLES = {
     "avg_pool2d": _pool(ln.avg_pool2d),
     "im2col": _im2col,
     "dropout": _dropout,
+    "bmm": _bmm,
+    "maxout": _maxout,
+    "embedding": _embedding,
+    "layer_norm": _layer_norm,
 }

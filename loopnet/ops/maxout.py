@@ -1,0 +1,78 @@
+"""maxout(x, W, b): k affine pieces, and the max of them, per output unit.
+
+x (N, D), W (k, D, M), b (k, M) gives y (N, M):
+
+    forward    for n,m:  y[n,m] = max_p ( b[p,m] + sum_d x[n,d] W[p,d,m] ),  piece[n,m] = the argmax
+    backward   for n,d:  dx[n,d]   += sum_m dy[n,m] * W[piece[n,m], d, m]
+               for p,d,m: dW[p,d,m] += sum_n [piece[n,m] == p] x[n,d] dy[n,m]
+               for p,m:  db[p,m]   += sum_n [piece[n,m] == p] dy[n,m]
+
+Only the winning piece gets the gradient (a max is a switch). The forward writes which
+piece won into `piece`, kept for the backward; ties go to the first piece.
+"""
+
+import numpy as np
+
+from loopnet.op import Op, loop
+
+
+def maxout_forward(n, m, x, W, b, y, piece):
+    for p in range(W.shape[0]):
+        acc = b[p, m]
+        for d in range(x.shape[1]):
+            acc += x[n, d] * W[p, d, m]
+        if p == 0 or acc > y[n, m]:
+            y[n, m] = acc
+            piece[n, m] = p
+
+
+def maxout_grad_x(n, d, W, piece, dy, dx):
+    acc = dx.dtype.type(0)
+    for m in range(dy.shape[1]):
+        acc += dy[n, m] * W[piece[n, m], d, m]
+    dx[n, d] += acc
+
+
+def maxout_grad_W(p, d, m, x, piece, dy, dW):
+    acc = dW.dtype.type(0)
+    for n in range(x.shape[0]):
+        if piece[n, m] == p:
+            acc += x[n, d] * dy[n, m]
+    dW[p, d, m] += acc
+
+
+def maxout_grad_b(p, m, piece, dy, db):
+    acc = db.dtype.type(0)
+    for n in range(dy.shape[0]):
+        if piece[n, m] == p:
+            acc += dy[n, m]
+    db[p, m] += acc
+
+
+class Maxout(Op):
+    name = "maxout"
+    inputs = ("x", "W", "b")
+
+    def shape(self, x, W, b):
+        if len(x.shape) != 2 or len(W.shape) != 3 or len(b.shape) != 2:
+            raise self.shape_error((x, W, b), "needs x (N, D), W (k, D, M) and b (k, M)")
+        if W.shape[1] != x.shape[1] or b.shape != (W.shape[0], W.shape[2]) or W.shape[0] < 1:
+            raise self.shape_error((x, W, b), f"W must be (k, {x.shape[1]}, M) and b (k, M) with k >= 1")
+        return (x.shape[0], W.shape[2])
+
+    def forward(self, out, x, W, b):
+        self.piece = np.zeros(out.shape, np.int64)
+        loop(maxout_forward, out.shape, x.value, W.value, b.value, out.value, self.piece)
+
+    def backward(self, out, x, W, b):
+        if x.requires_grad:
+            loop(maxout_grad_x, x.shape, W.value, self.piece, out.grad, x.grad)
+        if W.requires_grad:
+            loop(maxout_grad_W, W.shape, x.value, self.piece, out.grad, W.grad)
+        if b.requires_grad:
+            loop(maxout_grad_b, b.shape, self.piece, out.grad, b.grad)
+
+
+def maxout(x, W, b, name=None):
+    """max over k pieces of x W[p] + b[p]: x (N, D), W (k, D, M), b (k, M) -> (N, M)."""
+    return Maxout().apply((x, W, b), name)
