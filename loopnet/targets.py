@@ -86,12 +86,49 @@ def mlp():
     return ln.softmax_cross_entropy(logits, labels, name="loss")
 
 
+def rnn():
+    """A recurrent net unrolled over 4 steps: h_t = tanh(x_t U + h_{t-1} V + b), shared U, V, b.
+
+    Every step uses the same U and V, so their gradients add up over the time steps.
+    """
+    rng = np.random.default_rng(0)
+    U = ln.Parameter(rng.uniform(-1, 1, (2, 3)) / np.sqrt(2), name="U")
+    V = ln.Parameter(rng.uniform(-1, 1, (3, 3)) / np.sqrt(3), name="V")
+    b = ln.Parameter(np.zeros(3), name="b")
+    h = ln.Input(np.zeros((1, 3)), name="h0")
+    for t in range(1, 5):
+        x_t = ln.Input(rng.normal(size=(1, 2)), name=f"x{t}")
+        h = ln.tanh(ln.add(ln.affine(x_t, U, b, name=f"in{t}"), ln.matmul(h, V, name=f"rec{t}"), name=f"pre{t}"),
+                    name=f"h{t}")
+    return ln.mse_loss(h, ln.Input([[0.5, -0.5, 0.0]], name="target"), name="loss")
+
+
+def attention():
+    """The lecture's rough transformer step: attention-weighted average of token
+    embeddings plus position vectors, then a classifier, for one sequence of 4 tokens."""
+    rng = np.random.default_rng(0)
+    ids = ln.Input(np.array([[2, 0, 3, 1]]), name="tokens")
+    positions = ln.Input(np.array([[0, 1, 2, 3]]), name="positions")
+    E = ln.Parameter(rng.normal(0, 0.5, (5, 3)), name="E")
+    P = ln.Parameter(rng.normal(0, 0.5, (4, 3)), name="P")
+    q = ln.Parameter(rng.normal(0, 0.5, (3, 1)), name="q")
+    W, b = ln.Parameter(rng.normal(0, 0.5, (3, 2)), name="W"), ln.Parameter(np.zeros(2), name="b")
+    X = ln.add(ln.embedding(ids, E, name="tok_emb"), ln.embedding(positions, P, name="pos_emb"), name="X")
+    scores = ln.reshape(ln.matmul(ln.reshape(X, (-1, 3)), q), (1, 4), name="scores")
+    weights = ln.softmax(scores, name="weights")
+    context = ln.reshape(ln.bmm(ln.reshape(weights, (1, 1, 4)), X), (1, 3), name="context")
+    logits = ln.affine(context, W, b, name="logits")
+    return ln.softmax_cross_entropy(logits, ln.Input(np.array([1]), name="label"), name="loss")
+
+
 TARGETS = {
     "least-squares": least_squares,
     "fan-out": fan_out,
     "xor": xor,
     "logistic": logistic,
     "mlp": mlp,
+    "rnn": rnn,
+    "attention": attention,
 }
 
 
