@@ -2,6 +2,7 @@
 
     xor, and, or, nand   the four-row truth tables (train = validation = test)
     blobs                two seeded 2-D Gaussian clouds, for logistic regression
+    tokens               seeded token sequences (is token 0 in it?), for the attention model
     digits               scikit-learn's bundled 8x8 handwritten digits (1797 images), / 16
     mnist                real MNIST read from IDX files (raw or .gz) in a directory you name, / 255
 
@@ -66,6 +67,16 @@ def blobs(seed=0, n=200, spread=1.0):
     x = np.vstack([rng.normal(-1.0, spread, (half, 2)), rng.normal(1.0, spread, (n - half, 2))])
     y = np.array([0] * half + [1] * (n - half), dtype=np.int64)
     return Dataset("blobs", *split(x, y, seed), 2, (2,))
+
+
+def tokens(seed=0, n=800, length=6, vocab=8):
+    """Token sequences for the attention model: ids in [1, vocab) with token 0 planted in
+    half of them at a random position; the label says whether token 0 is there."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(1, vocab, (n, length))
+    y = rng.integers(0, 2, n)
+    x[np.arange(n)[y == 1], rng.integers(0, length, n)[y == 1]] = 0
+    return Dataset("tokens", *split(x.astype(np.int64), y.astype(np.int64), seed), 2, (length,))
 
 
 def digits(seed=0):
@@ -153,9 +164,11 @@ def load(name, seed=0, data_dir=None):
         return blobs(seed)
     if name == "digits":
         return digits(seed)
+    if name == "tokens":
+        return tokens(seed)
     if name == "mnist":
         return mnist(data_dir, seed)
-    raise DataError(f"unknown data set {name!r}; choose one of: {', '.join([*TRUTH_TABLES, 'blobs', 'digits', 'mnist'])}")
+    raise DataError(f"unknown data set {name!r}; choose one of: {', '.join([*TRUTH_TABLES, 'blobs', 'tokens', 'digits', 'mnist'])}")
 
 
 def write_idx(path, array):

@@ -5,6 +5,8 @@
     mlp        the slide's Affine(width) -> ReLU -> Affine(classes), softmax cross-entropy
     convnet    conv(k x k, channels) -> ReLU -> max-pool 2 -> flatten -> Affine(classes)
                (k = 3 for 8x8 digits, 5 for 28x28 MNIST: LeNet's first stage)
+    attention  the lecture's rough transformer step: X = token embedding + position vector,
+               weights = softmax(X q), context = weights X, then Affine(classes)
 
 A Model owns its graph: the data Input `x`, the `labels` Input, the parameters, the
 network's `output` and the `loss`. `set_batch` feeds a minibatch (in each model's own
@@ -19,8 +21,8 @@ import loopnet as ln
 from loopnet import init
 from loopnet.errors import LoopnetError
 
-MODELS = ("xor", "logistic", "mlp", "convnet")
-DEFAULT_DATA = {"xor": "xor", "logistic": "blobs", "mlp": "digits", "convnet": "digits"}
+MODELS = ("xor", "logistic", "mlp", "convnet", "attention")
+DEFAULT_DATA = {"xor": "xor", "logistic": "blobs", "mlp": "digits", "convnet": "digits", "attention": "tokens"}
 
 
 class ModelError(LoopnetError, ValueError):
@@ -38,9 +40,12 @@ class Model:
     loss: object
     prediction: str  # "argmax", "threshold" (p > 0.5) or "sign" (s > 0)
     dropouts: list = field(default_factory=list)
+    positions: object = None  # the attention model's position-id Input, one row per example
 
     def set_batch(self, x, y=None):
         self.x.value = np.asarray(x, dtype=self.x.dtype).reshape((len(x),) + self.config["x_shape"])
+        if self.positions is not None:
+            self.positions.value = np.tile(np.arange(self.config["x_shape"][0]), (len(x), 1))
         if y is not None:
             y = np.asarray(y)
             if self.prediction == "argmax":
@@ -75,7 +80,7 @@ class Model:
 
 
 def build(name, input_shape, classes, width=None, channels=16, dropout=0.0, init_scheme="uniform",
-          dtype="float64", seed=0):
+          dtype="float64", seed=0, vocab=8):
     """Build model `name` for examples of `input_shape` and `classes` classes."""
     if name not in MODELS:
         raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
@@ -83,7 +88,7 @@ def build(name, input_shape, classes, width=None, channels=16, dropout=0.0, init
     dtype = np.dtype(dtype)
     features = int(np.prod(input_shape))
     config = dict(name=name, input_shape=list(input_shape), classes=classes, width=width, channels=channels,
-                  dropout=dropout, init=init_scheme, dtype=dtype.name)
+                  dropout=dropout, init=init_scheme, dtype=dtype.name, vocab=vocab)
 
     def weight(shape, label):
         return ln.Parameter(init.weight(shape, rng, init_scheme, dtype), name=label)
@@ -125,6 +130,25 @@ def build(name, input_shape, classes, width=None, channels=16, dropout=0.0, init
             labels = ln.Input(np.zeros(1, np.int64), name="labels")
             loss = ln.softmax_cross_entropy(output, labels, name="loss")
             params, prediction = [W1, b1, W2, b2], "argmax"
+        elif name == "attention":
+            if len(input_shape) != 1:
+                raise ModelError(f"attention needs token sequences (T,); this data set has examples of shape {tuple(input_shape)}")
+            T, D = input_shape[0], width or 8
+            x_shape = (T,)
+            x = ln.Input(np.zeros((1, T), np.int64), name="tokens")
+            positions = ln.Input(np.zeros((1, T), np.int64), name="positions")
+            E = ln.Parameter(rng.normal(0, 0.5, (vocab, D)).astype(dtype), name="E")
+            P = ln.Parameter(rng.normal(0, 0.5, (T, D)).astype(dtype), name="P")
+            q = ln.Parameter(rng.normal(0, 0.5, (D, 1)).astype(dtype), name="q")
+            W, b = weight((D, classes), "W"), bias(classes, "b")
+            X = ln.add(ln.embedding(x, E, name="tok_emb"), ln.embedding(positions, P, name="pos_emb"), name="X")
+            scores = ln.reshape(ln.matmul(ln.reshape(X, (-1, D)), q), (-1, T), name="scores")
+            weights = ln.softmax(scores, name="weights")
+            context = ln.reshape(ln.bmm(ln.reshape(weights, (-1, 1, T)), X), (-1, D), name="context")
+            output = ln.affine(context, W, b, name="logits")
+            labels = ln.Input(np.zeros(1, np.int64), name="labels")
+            loss = ln.softmax_cross_entropy(output, labels, name="loss")
+            params, prediction = [E, P, q, W, b], "argmax"
         else:  # convnet
             if len(input_shape) != 2:
                 raise ModelError(f"convnet needs images (H, W); this data set has examples of shape {tuple(input_shape)}")
@@ -146,4 +170,5 @@ def build(name, input_shape, classes, width=None, channels=16, dropout=0.0, init
             loss = ln.softmax_cross_entropy(output, labels, name="loss")
             params, prediction = [K, bK, W, b], "argmax"
     config["x_shape"] = x_shape
-    return Model(name, config, x, labels, params, output, loss, prediction, dropouts)
+    return Model(name, config, x, labels, params, output, loss, prediction, dropouts,
+                 positions if name == "attention" else None)

@@ -18,6 +18,7 @@ DEFAULTS = {
     "logistic": ("python",  20,     0.1,   "sgd",      16,    0),
     "mlp":      ("numba",   30,     0.1,   "momentum", 32,    3),
     "convnet":  ("numba",   20,     0.05,  "momentum", 32,    3),
+    "attention": ("numba",  30,     0.01,  "adam",     32,    0),
 }
 
 
@@ -75,7 +76,7 @@ def _data_name(model, data, data_dir):
 
 @click.command()
 @click.argument("model")
-@click.option("--data", help="xor, and, or, nand, blobs, digits, mnist (default: the model's own).")
+@click.option("--data", help="xor, and, or, nand, blobs, tokens, digits, mnist (default: the model's own).")
 @click.option("--data-dir", type=click.Path(), help="Directory with the MNIST IDX files (raw or .gz); implies --data mnist.")
 @click.option("--epochs", type=int, help="Epochs to train (default per model: xor 300, logistic 20, mlp 30, convnet 20).")
 @click.option("--lr", type=float, help="Learning rate (default per model).")
@@ -85,7 +86,7 @@ def _data_name(model, data, data_dir):
 @click.option("--weight-decay", type=float, default=0.0, show_default=True, help="L2 penalty lambda on weights.")
 @click.option("--clip", type=float, default=None, help="Clip the gradient norm to this value.")
 @click.option("--dropout", type=float, default=0.0, show_default=True, help="Dropout before the last layer (mlp, convnet).")
-@click.option("--width", type=int, default=None, help="Hidden units (xor 2, mlp 500).")
+@click.option("--width", type=int, default=None, help="Hidden units (xor 2, mlp 500; attention: embedding size, 8).")
 @click.option("--channels", type=int, default=16, show_default=True, help="Convolution channels (convnet).")
 @click.option("--init", "init_scheme", type=click.Choice(["uniform", "xavier", "he"]), default="uniform", show_default=True,
               help="uniform: the slides' U[-1/sqrt(n), 1/sqrt(n)].")
@@ -100,7 +101,7 @@ def _data_name(model, data, data_dir):
 @click.option("--plot", type=click.Path(dir_okay=False), help="Save loss and accuracy curves to this PNG (needs matplotlib).")
 def train(model, data, data_dir, epochs, lr, batch_size, optimizer, momentum, weight_decay, clip, dropout, width,
           channels, init_scheme, patience, lr_patience, seed, backend, dtype, checkpoint, resume, plot):
-    """Train MODEL (xor, logistic, mlp, convnet) and report its test accuracy.
+    """Train MODEL (xor, logistic, mlp, convnet, attention) and report its test accuracy.
 
     Shows a progress bar per epoch and one line per epoch (train loss, validation
     accuracy, learning rate, seconds). Example: `python cli.py train mlp --epochs 30`.

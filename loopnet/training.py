@@ -186,7 +186,7 @@ def model_from_checkpoint(meta, arrays, expected=None):
             raise CheckpointError(f"the checkpoint is of another model: {'; '.join(differences)} (checkpoint vs asked)")
     model = models.build(config["name"], tuple(config["input_shape"]), config["classes"], width=config["width"],
                          channels=config["channels"], dropout=config["dropout"], init_scheme=config["init"],
-                         dtype=config["dtype"])
+                         dtype=config["dtype"], vocab=config.get("vocab", 8))
     for p in model.params:
         key = f"param/{p.name}"
         if key not in arrays or arrays[key].shape != p.shape:

@@ -75,3 +75,33 @@ def test_backend_comparison_still_catches_a_real_difference():
     assert not close(want + 1e-6, want, 1e-12)
     assert not close(want + 1e-6, want, 1e-12, floor=100.0)  # the graph floor tolerates rounding, not bugs
     assert not close(want.astype(np.float32), want, 1e-12)  # dtype must match
+
+
+def test_rnn_shared_weights_collect_one_gradient_term_group_per_time_step():
+    from loopnet.explain import find_node
+    from loopnet.targets import build_target
+
+    loss = build_target("rnn")
+    ln.forward(loss)
+    ln.backward(loss)
+    V = find_node(loss, "V")
+    consumers = {t.consumer for t in ln.explain(V, (0, 0)).terms}
+    assert consumers <= {f"rec{t}" for t in range(1, 5)} and len(consumers) >= 3  # rec1 reads h0 = 0
+    total = sum(t.value for t in ln.explain(V, (1, 2)).terms)
+    assert total == pytest.approx(V.grad[1, 2], rel=1e-12)
+
+
+def test_attention_weights_are_a_distribution_and_the_model_learns():
+    from loopnet import data, models, training
+    from loopnet.explain import find_node
+    from loopnet.targets import build_target
+
+    loss = build_target("attention")
+    ln.forward(loss)
+    weights = find_node(loss, "weights").value
+    assert weights.shape == (1, 4) and weights.sum() == pytest.approx(1.0) and np.all(weights > 0)
+    tokens = data.load("tokens", seed=0)
+    net = models.build("attention", tokens.input_shape, tokens.classes, seed=0)
+    with ln.use("numba"):
+        training.train(net, tokens, training.TrainConfig(epochs=6, lr=0.01, optimizer="adam", lr_patience=0))
+        assert training.accuracy(net, tokens.test) > 0.9
