@@ -75,7 +75,8 @@ def _last_graph(node):
 
 def explain(node, index=()):
     """Every term backprop added into `node.grad[index]`, from the last backward that
-    reached `node`. Runs the consumers' backward loops on the Python backend."""
+    reached `node`. Runs the consumers' backward loops on the Python backend (a graph whose
+    arrays are on a GPU is recomputed there first)."""
     root = _last_graph(node)
     index = tuple(int(i) for i in np.atleast_1d(index)) if index != () else ()
     if len(index) != len(node.shape) or any(not 0 <= i < n for i, n in zip(index, node.shape)):
@@ -87,6 +88,9 @@ def explain(node, index=()):
     consumers = [c for c in reversed(order) if any(p is node for p in c.inputs)]  # backward's order
     terms, running = [], 0.0
     with use("python"):
+        if not all(isinstance(n._value, np.ndarray) for n in order):
+            forward(root)  # the graph ran on a device: bring it to the host, where loops can be watched
+            backward(root)
         for consumer in consumers:
             for out_index, upstream, local in _local_factors(consumer, node, index):
                 running += upstream * local

@@ -64,6 +64,29 @@ _scope = _NameScope()
 # work counts to nodes.
 current_step = None
 
+# While an op's loops (or an optimizer's) are being launched, .value and .grad hand out the
+# backend's own arrays, device arrays on CUDA, so no loop ever copies to the host.
+# Everywhere else they are NumPy arrays.
+_kernel_side = False
+
+
+@contextlib.contextmanager
+def kernel_side():
+    """Inside this block .value and .grad are the backend's arrays (for loop launches)."""
+    global _kernel_side
+    saved, _kernel_side = _kernel_side, True
+    try:
+        yield
+    finally:
+        _kernel_side = saved
+
+
+def _host(array):
+    """A NumPy array for the user: device arrays are copied back, NumPy ones returned as is."""
+    if array is None or isinstance(array, np.ndarray) or _kernel_side:
+        return array
+    return array.copy_to_host()
+
 
 @contextlib.contextmanager
 def fresh_names():
@@ -136,18 +159,20 @@ class Node:
 
     @property
     def value(self):
+        """The node's value as a NumPy array (on CUDA, a copy from the device)."""
         if self._value is None:
             raise GraphError(f"node {self.name!r} has not been computed yet: call forward({self.name}) first")
-        return self._value
+        return _host(self._value)
 
     @property
     def grad(self):
         """The gradient of the last backward's output with respect to this node.
 
         None for a node that gets no gradient (data, labels, or anything computed only
-        from them), and before the first backward.
+        from them), and before the first backward. A NumPy array (on CUDA, a copy from the
+        device; inside an op's loops, the backend's own array).
         """
-        return self._grad
+        return _host(self._grad)
 
     @property
     def size(self):
@@ -166,14 +191,22 @@ class _Leaf(Node):
         array = _as_array(value, keep_integers=self.keep_integers, who=self.kind)
         super().__init__(None, (), array.shape, array.dtype, name, requires_grad)
         self._value = array
+        self._host_copy = None  # on a device backend: the host array last set, while current
         self._set_at = _stamp()
 
-    @Node.value.setter
+    @property
+    def value(self):
+        if not _kernel_side and not isinstance(self._value, np.ndarray) and self._host_copy is not None:
+            return self._host_copy  # data the user set, uploaded and unchanged since: no copy back
+        return Node.value.fget(self)
+
+    @value.setter
     def value(self, new):
         array = _as_array(new, keep_integers=self.keep_integers, who=f"{self.kind} {self.name!r}")
         if self.requires_grad and array.dtype not in FLOAT_DTYPES:
             raise DTypeError(f"{self.kind} {self.name!r} takes gradients, so it needs floats, got {array.dtype}")
         self._value = array
+        self._host_copy = None
         self.shape, self.dtype = array.shape, array.dtype
         self._set_at = _stamp()
 
@@ -275,24 +308,31 @@ def forward(node, check_finite=False):
     """Compute `node.value`: every node it depends on, in topological order.
 
     With `check_finite=True`, stop at the first node whose value holds a NaN or Inf and
-    name it (NonFiniteError). Returns `node.value`.
+    name it (NonFiniteError). Returns `node.value` (on CUDA, a copy to the host).
     """
     backend = current_backend()
     stamp = _stamp()
     for current in topological_order(node):
         if current.op is None:
+            if not backend.owns(current._value):  # e.g. NumPy data about to run on the GPU
+                host = current._value if isinstance(current._value, np.ndarray) else None
+                current._value = backend.adopt(current._value)
+                current._host_copy = host if not backend.owns(host) else None
             if check_finite and current.dtype in FLOAT_DTYPES:
                 _check_finite(current.value, current, "value", "as given")
             continue
         current.op.prepare(current)  # shapes and dtypes again: an Input may have changed
-        if current._value is None or current._value.shape != current.shape or current._value.dtype != current.dtype:
+        value = current._value
+        if value is None or not backend.owns(value) or value.shape != current.shape or value.dtype != current.dtype:
             current._value = backend.empty(current.shape, current.dtype)
         _step(current, "forward")
-        current.op.forward(current, *current.inputs)
+        with kernel_side():
+            current.op.forward(current, *current.inputs)
         _step(None, None)
         if check_finite:
             inputs = ", ".join(p.name for p in current.inputs)
-            _check_finite(current._value, current, "value", f"the first non-finite node; its inputs: {inputs}")
+            _check_finite(backend.to_host(current._value), current, "value",
+                          f"the first non-finite node; its inputs: {inputs}")
         current._evaluated_at = stamp
     return node.value
 
@@ -304,6 +344,7 @@ def backward(node, grad=None, check_finite=False):
     of node's shape: the upstream gradient), then runs each op's backward loops in reverse
     topological order. Grads accumulate with `+=`, so a node feeding several consumers
     gets the sum. `forward(node)` must have run since the inputs last changed.
+    Returns None; the gradients are in each node's `.grad`.
     """
     order = topological_order(node)
     if not node.requires_grad:
@@ -319,27 +360,29 @@ def backward(node, grad=None, check_finite=False):
     for current in order:
         current._backward_root = node  # so explain() can find the graph this grad came from
         if current.requires_grad:
-            if current._grad is None or current._grad.shape != current.shape or current._grad.dtype != current.dtype:
+            g = current._grad
+            if g is None or not backend.owns(g) or g.shape != current.shape or g.dtype != current.dtype:
                 current._grad = backend.zeros(current.shape, current.dtype)
             else:
-                current._grad.fill(0)
+                backend.fill(g, 0)
         else:
             current._grad = None
     if grad is None:
-        node._grad.fill(1)
+        backend.fill(node._grad, 1)
     else:
         seed = np.asarray(grad, dtype=node.dtype)
         if seed.shape != node.shape:
             raise GraphError(f"upstream grad for {node.name!r} has shape {seed.shape}, the node {node.shape}")
-        node._grad[...] = seed
+        node._grad = backend.adopt(seed.copy())
     for current in reversed(order):
         if current.op is not None:
             _step(current, "backward")
-            current.op.backward(current, *current.inputs)
+            with kernel_side():
+                current.op.backward(current, *current.inputs)
             _step(None, None)
             if check_finite:
                 for parent in current.inputs:
                     if parent.requires_grad:
-                        _check_finite(parent._grad, parent, "grad",
+                        _check_finite(backend.to_host(parent._grad), parent, "grad",
                                       f"after the backward loops of {current.name!r} ({current.op_name})")
-    return node.grad
+    # Returns nothing: read the grads you want from the nodes (on CUDA each read is a copy).

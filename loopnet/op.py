@@ -41,6 +41,24 @@ def flat(array):
     return array.reshape(-1)
 
 
+def rows(array):
+    """A 2-D view (rows, last axis) of a contiguous array, so one row loop serves every rank."""
+    # shape[ndim - 1], not shape[-1]: CUDA device arrays (and the simulator's) refuse
+    # negative indices into their shape
+    return array.reshape(-1, array.shape[array.ndim - 1])
+
+
+def scratch(shape, dtype):
+    """A zeroed array for a loop to write (e.g. which maxout piece won), on the backend's
+    device, so it never travels to the host between forward and backward."""
+    return current_backend().zeros(shape, dtype)
+
+
+def to_backend(host_array):
+    """A NumPy array made outside the loops (a dropout mask) moved where the loops run."""
+    return current_backend().asarray(host_array)
+
+
 def transpose_body(j, i, A, AT):
     AT[j, i] = A[i, j]
 

@@ -24,7 +24,8 @@ import math
 import numpy as np
 
 from loopnet.errors import LoopnetError
-from loopnet.op import flat, loop
+from loopnet.graph import kernel_side
+from loopnet.op import flat, loop, scratch
 
 
 class OptimizerError(LoopnetError, ValueError):
@@ -53,11 +54,11 @@ def adam_step(i, w, g, m, v, lr, decay, b1, b2, eps, correction1, correction2):
     w[i] -= lr * (m[i] / correction1) / (math.sqrt(v[i] / correction2) + eps)
 
 
-def sum_of_squares(g, out):
+def add_sum_of_squares(g, out):
     acc = out.dtype.type(0)
     for i in range(g.shape[0]):
         acc += g[i] * g[i]
-    out[0] = acc
+    out[0] += acc
 
 
 def scale_step(i, g, factor):
@@ -66,20 +67,23 @@ def scale_step(i, g, factor):
 
 def grad_norm(params):
     """||g|| over every parameter's gradient together."""
-    total = 0.0
-    partial = np.zeros(1)
-    for p in params:
-        loop(sum_of_squares, (), flat(p.grad), partial)
-        total += float(partial[0])
-    return math.sqrt(total)
+    from loopnet.backends import current_backend
+
+    with kernel_side():
+        total = scratch((1,), np.float64)
+        for p in params:
+            loop(add_sum_of_squares, (), flat(p.grad), total)
+        # one number back to the host per step: the clipping decision is made there
+        return math.sqrt(float(current_backend().to_host(total)[0]))
 
 
 def clip_grad_norm(params, max_norm):
     """If ||g|| > max_norm, scale every grad by max_norm / ||g||. Returns ||g|| before."""
     norm = grad_norm(params)
     if norm > max_norm:
-        for p in params:
-            loop(scale_step, (p.size,), flat(p.grad), max_norm / norm)
+        with kernel_side():
+            for p in params:
+                loop(scale_step, (p.size,), flat(p.grad), max_norm / norm)
     return norm
 
 
@@ -98,7 +102,7 @@ class Optimizer:
             raise OptimizerError(f"clip norm must be positive, got {clip}")
         self.params, self.lr, self.weight_decay, self.clip = list(params), float(lr), float(weight_decay), clip
         self.steps = 0
-        self.state = {(p.name, b): np.zeros(p.shape, p.dtype) for p in self.params for b in self.buffers}
+        self.state = {}  # (parameter name, buffer) -> array where the loops run, made at the first step
 
     def decay_for(self, p):
         return self.weight_decay if len(p.shape) >= 2 else 0.0
@@ -107,22 +111,37 @@ class Optimizer:
         if self.clip is not None:
             clip_grad_norm(self.params, self.clip)
         self.steps += 1
-        for p in self.params:
-            self.update(p, *(flat(self.state[p.name, b]) for b in self.buffers))
+        with kernel_side():  # parameters, grads and buffers stay where the loops run
+            for p in self.params:
+                buffers = []
+                for b in self.buffers:
+                    if (p.name, b) not in self.state:
+                        self.state[p.name, b] = scratch(p.shape, p.dtype)
+                    buffers.append(flat(self.state[p.name, b]))
+                self.update(p, *buffers)
+                p._host_copy = None  # the device copy changed: the host one is stale
 
     def update(self, p, *buffers):
         raise NotImplementedError
 
     def state_dict(self):
-        arrays = {f"{name}/{buffer}": value for (name, buffer), value in self.state.items()}
+        from loopnet.backends import current_backend
+
+        to_host = current_backend().to_host
+        arrays = {f"{name}/{buffer}": to_host(value) for (name, buffer), value in self.state.items()}
         return arrays, {"steps": self.steps, "lr": self.lr}
 
     def load_state(self, arrays, meta):
-        for key in self.state:
-            stored = arrays[f"{key[0]}/{key[1]}"]
-            if stored.shape != self.state[key].shape:
-                raise OptimizerError(f"optimizer state {key} has shape {stored.shape}, expected {self.state[key].shape}")
-            self.state[key][...] = stored
+        from loopnet.backends import current_backend
+
+        for p in self.params:
+            for b in self.buffers:
+                key = f"{p.name}/{b}"
+                if key not in arrays:
+                    continue  # saved before the first step: starts at zero, as new
+                if arrays[key].shape != p.shape:
+                    raise OptimizerError(f"optimizer state {key} has shape {arrays[key].shape}, expected {p.shape}")
+                self.state[p.name, b] = current_backend().adopt(np.array(arrays[key], dtype=p.dtype))
         self.steps, self.lr = int(meta["steps"]), float(meta["lr"])
 
 

@@ -1,4 +1,4 @@
-"""Hypothesis profiles, chosen by LOOPNET_HYPOTHESIS_PROFILE:
+"""Test set-up: the CUDA simulator, and Hypothesis profiles chosen by LOOPNET_HYPOTHESIS_PROFILE:
 
     ci        few examples, derandomized: the whole suite stays well under 10 minutes
     dev       the default on a developer's machine
@@ -9,8 +9,12 @@ CI=true (as CI sets it) picks `ci` unless the variable says otherwise.
 
 import os
 
-import pytest
-from hypothesis import HealthCheck, settings
+# The cuda backend's tests run on Numba's CUDA simulator unless told otherwise: on a machine
+# with a GPU, run `NUMBA_ENABLE_CUDASIM=0 python -m pytest` to test the real thing.
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("ci", max_examples=15, derandomize=True, print_blob=True, **_common)

@@ -177,7 +177,3 @@ def test_cli_py_runs_as_a_script_without_traceback():
     assert ok.returncode == 0 and "mse_loss" in ok.stdout
     bad = subprocess.run([sys.executable, "cli.py", "trace", "nope"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
-
-
-def test_selecting_an_unbuilt_backend_is_one_line_exit_1():
-    one_line_error(run("trace", "xor", "--backend", "cuda"), "cuda backend is not part of this version")

@@ -73,12 +73,8 @@ def check_available():
     _CompileNotice.install()
 
 
-def empty(shape, dtype):
-    return np.empty(shape, dtype)
-
-
-def zeros(shape, dtype):
-    return np.zeros(shape, dtype)
+# Storage is the Python backend's: NumPy arrays in host memory.
+from loopnet.backends.python_backend import adopt, asarray, empty, fill, owns, to_host, zeros  # noqa: E402,F401
 
 
 def loop(body, grid, args):

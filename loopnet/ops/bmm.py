@@ -12,7 +12,7 @@ over k walks a row), and B's gradient is gathered in B's own layout:
                for h,k,j:  dB[h,k,j] += sum_i A[h,i,k] * dU[h,i,j]
 """
 
-from loopnet.op import Op, loop
+from loopnet.op import Op, loop, scratch
 
 
 def bmm_forward(h, i, j, A, BT, U):
@@ -66,9 +66,7 @@ class Bmm(Op):
     def _bt(self, B):
         if self.transpose_b:
             return B.value
-        from loopnet.backends import current_backend
-
-        BT = current_backend().empty((B.shape[0], B.shape[2], B.shape[1]), B.dtype)
+        BT = scratch((B.shape[0], B.shape[2], B.shape[1]), B.dtype)
         loop(transpose_last_two, BT.shape, B.value, BT)
         return BT
 

@@ -15,7 +15,7 @@ evaluation.
 
 import numpy as np
 
-from loopnet.op import Op, flat, loop
+from loopnet.op import Op, flat, loop, to_backend
 
 
 def dropout_forward(i, x, mask, y, scale):
@@ -53,7 +53,8 @@ class Dropout(Op):
         return self.mask, 1.0 / (1.0 - self.p)
 
     def forward(self, out, x):
-        self.current, self.scale = self._mask(x)
+        mask, self.scale = self._mask(x)
+        self.current = to_backend(mask)
         loop(dropout_forward, (x.size,), flat(x.value), self.current, flat(out.value), self.scale)
 
     def backward(self, out, x):

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from loopnet.op import Op, loop
+from loopnet.op import Op, loop, rows, scratch
 
 
 def layer_norm_forward(r, x, gamma, beta, y, mean, rstd, eps):
@@ -60,10 +60,6 @@ def layer_norm_grad_beta(k, dy, dbeta):
     dbeta[k] += acc
 
 
-def rows(array):
-    return array.reshape(-1, array.shape[-1])
-
-
 class LayerNorm(Op):
     name = "layer_norm"
     inputs = ("x", "gamma", "beta")
@@ -78,13 +74,13 @@ class LayerNorm(Op):
 
     def forward(self, out, x, gamma, beta):
         n_rows = rows(x.value).shape[0]
-        self.mean, self.rstd = np.zeros(n_rows, x.dtype), np.zeros(n_rows, x.dtype)
+        self.mean, self.rstd = scratch(n_rows, x.dtype), scratch(n_rows, x.dtype)
         loop(layer_norm_forward, (n_rows,), rows(x.value), gamma.value, beta.value, rows(out.value),
              self.mean, self.rstd, self.eps)
 
     def backward(self, out, x, gamma, beta):
         if x.requires_grad:
-            loop(layer_norm_grad_x, (len(self.mean),), rows(x.value), gamma.value, self.mean, self.rstd,
+            loop(layer_norm_grad_x, (self.mean.shape[0],), rows(x.value), gamma.value, self.mean, self.rstd,
                  rows(out.grad), rows(x.grad))
         if gamma.requires_grad:
             loop(layer_norm_grad_gamma, gamma.shape, rows(x.value), self.mean, self.rstd, rows(out.grad), gamma.grad)

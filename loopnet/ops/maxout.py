@@ -13,7 +13,7 @@ piece won into `piece`, kept for the backward; ties go to the first piece.
 
 import numpy as np
 
-from loopnet.op import Op, loop
+from loopnet.op import Op, loop, scratch
 
 
 def maxout_forward(n, m, x, W, b, y, piece):
@@ -61,7 +61,7 @@ class Maxout(Op):
         return (x.shape[0], W.shape[2])
 
     def forward(self, out, x, W, b):
-        self.piece = np.zeros(out.shape, np.int64)
+        self.piece = scratch(out.shape, np.int64)
         loop(maxout_forward, out.shape, x.value, W.value, b.value, out.value, self.piece)
 
     def backward(self, out, x, W, b):

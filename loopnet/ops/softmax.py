@@ -12,7 +12,7 @@ nothing overflows, and the result is the same as without it (the e^-m cancels).
 """
 
 from loopnet import scalar
-from loopnet.op import Op, loop
+from loopnet.op import Op, loop, rows
 
 
 def softmax_forward(r, x, y):
@@ -55,11 +55,6 @@ def log_softmax_backward(r, y, dy, dx):
         total += dy[r, j]
     for k in range(y.shape[1]):
         dx[r, k] += dy[r, k] - scalar.exp(y[r, k]) * total
-
-
-def rows(array):
-    """View an array as (rows, last axis), so one loop nest serves every rank."""
-    return array.reshape(-1, array.shape[-1])
 
 
 class Softmax(Op):

@@ -1,0 +1,199 @@
+"""The CUDA backend: the op files' own loop bodies, one GPU thread per grid point.
+
+For each body the backend writes a small driver module (like the numba backend's) and
+imports it:
+
+    from loopnet.ops.affine import affine_forward as body_source
+    body = cuda.jit(device=True)(body_source)
+
+    @cuda.jit
+    def drive(g0, g1, a0, a1, a2, a3):
+        point = cuda.grid(1)                  # one thread per grid point
+        if point < g0 * g1:
+            i1 = point % g1                   # the last grid axis varies fastest, so
+            i0 = point // g1                  # neighbouring threads touch neighbouring
+            body(i0, i1, a0, a1, a2, a3)      # elements of a row: coalesced access
+
+Arrays live on the device for the whole forward, backward and optimizer step: values,
+grads, optimizer buffers and scratch arrays are device arrays, and data goes to the GPU
+once per minibatch. Host copies happen only where a person reads: `.value` and `.grad`
+outside the loops, `trace`, a checkpoint, the loss printed per step.
+
+Without a GPU: `NUMBA_ENABLE_CUDASIM=1` runs the same kernels on Numba's CUDA simulator
+(plain Python threads, about 0.3 ms per simulated thread: small shapes only). That is how
+CI tests this backend. With neither, selecting `cuda` is an error that says so.
+
+numba-cuda 0.30 calls `np.row_stack`, which NumPy 2.5 removed; the one guarded shim for
+it is below, before numba.cuda is imported.
+"""
+
+import hashlib
+import importlib.util
+import inspect
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+from loopnet.errors import BackendError
+
+name = "cuda"
+THREADS_PER_BLOCK = 128
+
+cuda = None
+_drivers = {}
+
+
+def check_available():
+    global cuda
+    if not hasattr(np, "row_stack"):  # NumPy >= 2.5 removed it; numba-cuda 0.30 still calls it
+        np.row_stack = np.vstack
+    try:
+        from numba import cuda as numba_cuda
+        from numba.extending import register_jitable
+    except ImportError as err:
+        raise BackendError(
+            f"the cuda backend needs numba-cuda ({err}); install it with `pip install 'loopnet[cuda]'`"
+        ) from None
+    simulated = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+    if not simulated:
+        try:
+            available = numba_cuda.is_available()
+        except Exception:  # noqa: BLE001 - a broken driver install reads as "no GPU"
+            available = False
+        if not available:
+            raise BackendError(
+                "no CUDA GPU is visible here; to run the cuda backend on Numba's CPU simulator, "
+                "set NUMBA_ENABLE_CUDASIM=1 (slow: small shapes only)"
+            )
+    cuda = numba_cuda
+    from loopnet import scalar
+
+    for helper in scalar.HELPERS:
+        register_jitable(helper)
+
+
+def simulated():
+    return os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+
+
+# -- storage: device arrays --------------------------------------------------------------
+
+
+def empty(shape, dtype):
+    return cuda.device_array(shape, dtype)
+
+
+def zeros(shape, dtype):
+    array = cuda.device_array(shape, dtype)
+    fill(array, 0)
+    return array
+
+
+def owns(array):
+    return array is not None and hasattr(array, "copy_to_host")  # device arrays, real or simulated
+
+
+def adopt(array):
+    """A device copy of a host array (device arrays are kept as they are)."""
+    if owns(array):
+        return array
+    return cuda.to_device(np.ascontiguousarray(array))
+
+
+def asarray(host_array):
+    return adopt(host_array)
+
+
+def to_host(array):
+    return array.copy_to_host() if owns(array) else array
+
+
+def fill_body(i, a, value):
+    a[i] = value
+
+
+def fill(array, value):
+    if array.size:
+        loop(fill_body, (array.size,), (array.reshape(-1), value))
+
+
+# -- loops ---------------------------------------------------------------------------------
+
+
+def loop(body, grid, args):
+    points = 1
+    for n in grid:
+        points *= n
+    if points == 0:
+        return
+    key = (body, len(grid))
+    driver = _drivers.get(key)
+    if driver is None:
+        driver = _drivers[key] = _load_driver(body, len(grid))
+    blocks = (points + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
+    try:
+        driver[blocks, THREADS_PER_BLOCK](*grid, *args)
+    except Exception as err:  # noqa: BLE001 - typing errors, launch failures: one paragraph
+        if type(err).__name__ in ("TypingError", "UnsupportedError", "LoweringError", "NumbaError",
+                                  "CudaAPIError", "CudaSupportError"):
+            raise BackendError(f"cuda could not run {body.__module__}.{body.__name__}: "
+                               f"{str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__}") from None
+        raise
+
+
+def driver_source(body, rank):
+    arity = len(inspect.signature(body).parameters) - rank
+    grid = [f"g{k}" for k in range(rank)]
+    index = [f"i{k}" for k in range(rank)]
+    arrays = [f"a{k}" for k in range(arity)]
+    lines = [
+        f"# Generated by loopnet.backends.cuda_backend for {body.__module__}.{body.__name__}; do not edit.",
+        "from numba import cuda",
+        f"from {body.__module__} import {body.__name__} as body_source",
+        "body = cuda.jit(device=True)(body_source)",
+        "",
+        "@cuda.jit",
+        f"def drive({', '.join(grid + arrays)}):",
+        "    point = cuda.grid(1)",
+    ]
+    total = " * ".join(grid) if grid else "1"
+    lines.append(f"    if point < {total}:")
+    rest = "point"
+    for k in reversed(range(rank)):  # the last axis varies fastest between neighbouring threads
+        if k == 0:
+            lines.append(f"        i0 = {rest}")
+        else:
+            lines.append(f"        i{k} = {rest} % g{k}")
+            lines.append(f"        rest{k} = {rest} // g{k}")
+            rest = f"rest{k}"
+    lines.append(f"        body({', '.join(index + arrays)})")
+    return "\n".join(lines) + "\n"
+
+
+def _load_driver(body, rank):
+    from loopnet import scalar
+    from loopnet.backends.numba_backend import _importable, cache_dir
+
+    source = driver_source(body, rank)
+    if not _importable(body):
+        namespace = {"body_source": body, "cuda": cuda}
+        code = source.replace(f"from {body.__module__} import {body.__name__} as body_source", "")
+        exec(compile(code, f"<cuda driver for {body.__name__}>", "exec"), namespace)
+        return namespace["drive"]
+    digest = hashlib.sha1((source + inspect.getsource(body) + inspect.getsource(scalar)).encode()).hexdigest()[:12]
+    module_name = f"loopnet_cuda_{body.__module__.replace('.', '_')}_{body.__name__}_{rank}_{digest}"
+    directory = os.path.join(os.path.dirname(cache_dir()), "cuda")
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, module_name + ".py")
+    if not os.path.exists(path):
+        handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        with os.fdopen(handle, "w") as out:
+            out.write(source)
+        os.replace(temporary, path)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module.drive

@@ -1,0 +1,113 @@
+"""Check that every loop kernel compiles for a real GPU, on a machine without one.
+
+The CUDA simulator runs plain Python, so it accepts things real CUDA rejects (np.exp, a
+list, an f-string). This compiles every driver the op set launches to PTX for a given
+compute capability (default 9.0, the H100), with numba's real CUDA compiler:
+
+    python -m loopnet.backends.cuda_ptx            # prints one line per kernel; exit 1 on failure
+
+It needs NVVM and NVRTC (the CUDA toolkit, or the nvidia-cuda-nvrtc wheel) but no GPU: the
+driver's compute capability, asked for when a device function compiles, is stood in for.
+Kernels and argument types are found by running every op's sample on the Python backend.
+"""
+
+import os
+import sys
+import types
+
+
+class ToolchainMissing(RuntimeError):
+    """NVVM or NVRTC cannot be loaded: PTX cannot be compiled here."""
+
+
+def launched_kernels():
+    """{(body, grid rank, numba argument types)} for every loop the registered ops, the
+    optimizers and the CUDA backend's own fill run, in float64 and float32."""
+    import warnings
+
+    import numba
+    from hypothesis.errors import NonInteractiveExampleWarning
+
+    import loopnet as ln
+    from loopnet.backends import python_backend
+    from loopnet.testing.samples import SAMPLES
+
+    import numpy as np
+
+    from loopnet import optim
+    from loopnet.backends import cuda_backend
+
+    seen = set()
+
+    class Recorder:
+        def run(self, body, grid, args):
+            seen.add((body, len(grid), tuple(numba.typeof(a) for a in args)))
+
+    saved, python_backend.watcher = python_backend.watcher, Recorder()
+    try:
+        with ln.use("python"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", NonInteractiveExampleWarning)
+            for name in ln.OPS:
+                for dtype in ("float64", "float32"):
+                    node = SAMPLES[name](np.dtype(dtype)).example()
+                    ln.forward(node)
+                    ln.backward(node)
+            for dtype in ("float64", "float32"):
+                for name in optim.OPTIMIZERS:
+                    p = ln.Parameter(np.ones((2, 2), dtype))
+                    p._grad = np.ones((2, 2), dtype)
+                    optim.make_optimizer(name, [p], 0.1, clip=1.0).step()
+                # cuda_backend.fill runs fill_body on device arrays only
+                seen.add((cuda_backend.fill_body, 1, (numba.typeof(np.zeros(2, dtype)), numba.typeof(1.0))))
+    finally:
+        python_backend.watcher = saved
+    return seen
+
+
+def compile_all(cc=(9, 0), out=print):
+    """Compile every launched kernel to PTX; returns the list of (kernel, error) failures."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        raise RuntimeError("unset NUMBA_ENABLE_CUDASIM: the simulator has no compiler")
+    import numpy as np
+
+    if not hasattr(np, "row_stack"):
+        np.row_stack = np.vstack
+    from numba import cuda, types as nb_types
+    from numba.cuda import dispatcher
+
+    # device functions ask the driver for its compute capability; answer for it
+    dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=cc)
+    from loopnet import scalar
+    from loopnet.backends import cuda_backend
+    from numba.extending import register_jitable
+
+    cuda_backend.cuda = cuda
+    for helper in scalar.HELPERS:
+        register_jitable(helper)
+    failures = []
+    for body, rank, arg_types in sorted(launched_kernels(), key=lambda k: (k[0].__module__, k[0].__name__, str(k[2]))):
+        drive = cuda_backend._load_driver(body, rank)
+        signature = (nb_types.int64,) * rank + arg_types
+        dtype = "float32" if "float32" in str(arg_types) else "float64"
+        label = f"{body.__module__}.{body.__name__} ({rank}-D grid, {dtype})"
+        try:
+            ptx, _ = cuda.compile_ptx(drive.py_func, signature, cc=cc)
+        except Exception as err:  # noqa: BLE001
+            text = f"{type(err).__name__}: {err}"
+            if "nvrtc" in text.lower() or "libnvvm" in text.lower() or "DynamicLibNotFound" in text:
+                raise ToolchainMissing(text.splitlines()[0]) from None
+            failures.append((label, text.splitlines()[-1] if text.strip() else type(err).__name__))
+            out(f"FAILED {label}: {failures[-1][1]}")
+            continue
+        out(f"ok     {label}: {len(ptx)} bytes of PTX")
+    return failures
+
+
+if __name__ == "__main__":
+    try:
+        failed = compile_all()
+    except ToolchainMissing as err:
+        print(f"cannot compile PTX here: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(f"{len(failed)} kernels failed" if failed else "every kernel compiles to PTX")
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,170 @@
+"""The cuda backend: the same loop bodies as GPU threads, arrays resident on the device.
+
+CI has no GPU: these run on Numba's CUDA simulator (conftest sets NUMBA_ENABLE_CUDASIM=1),
+on small shapes, since each simulated thread costs about 0.3 ms. On a GPU machine run the
+suite with NUMBA_ENABLE_CUDASIM=0 to test the real thing.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import loopnet as ln
+from loopnet import data, models, optim, training
+from loopnet.backends import cuda_backend
+from loopnet.errors import BackendError
+from loopnet.targets import TARGETS, build_target
+from loopnet.testing.backends import assert_backends_agree
+from loopnet.testing.samples import SAMPLES
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+
+
+@pytest.mark.parametrize("dtype,examples", [("float64", 3), ("float32", 2)])
+@pytest.mark.parametrize("name", sorted(ln.OPS))
+def test_cuda_equals_python_for_every_op(name, dtype, examples):
+    @settings(max_examples=min(settings.default.max_examples, examples))
+    @given(SAMPLES[name](np.dtype(dtype)))
+    def check(node):
+        assert_backends_agree(node, "cuda")
+
+    check()
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_every_built_in_target_agrees_on_cuda(target):
+    assert_backends_agree(build_target(target), "cuda")
+
+
+class Transfers:
+    """Counts host->device uploads and device->host copies."""
+
+    def __init__(self, monkeypatch):
+        self.up = self.down = 0
+        real_to_device = cuda_backend.cuda.to_device
+        array_class = type(cuda_backend.cuda.device_array(1))
+        real_copy = array_class.copy_to_host
+
+        def to_device(*args, **kwargs):
+            self.up += 1
+            return real_to_device(*args, **kwargs)
+
+        def copy_to_host(array, *args, **kwargs):
+            self.down += 1
+            return real_copy(array, *args, **kwargs)
+
+        monkeypatch.setattr(cuda_backend.cuda, "to_device", to_device)
+        monkeypatch.setattr(array_class, "copy_to_host", copy_to_host)
+
+
+def test_arrays_stay_on_the_device_for_a_whole_training_step(monkeypatch):
+    digits = data.load("digits", seed=0)
+    net = models.build("mlp", digits.input_shape, digits.classes, width=4, seed=0)
+    with ln.use("cuda"):
+        opt = optim.make_optimizer("momentum", net.params, 0.1, clip=5.0)
+        net.set_batch(digits.train.x[:3], digits.train.y[:3])
+        ln.forward(net.loss)  # the first step uploads the parameters once
+        ln.backward(net.loss)
+        opt.step()
+        counter = Transfers(monkeypatch)
+        for start in (3, 6):
+            net.set_batch(digits.train.x[start:start + 3], digits.train.y[start:start + 3])
+            ln.forward(net.loss)
+            ln.backward(net.loss)
+            opt.step()
+        # per step: the minibatch's images and labels go up; two numbers come back, the loss
+        # (forward returns it) and the gradient norm (clipping decides on the host); no
+        # value, grad or optimizer buffer makes a round trip
+        assert counter.up == 2 * 2
+        assert counter.down == 2 * 2
+        loss = float(net.loss.value)  # reading a value is a copy the user asks for
+        assert counter.down == 2 * 2 + 1 and np.isfinite(loss)
+
+
+def test_training_on_cuda_matches_numba():
+    digits = data.load("digits", seed=0)
+    small = data.Dataset("digits", data.Split(digits.train.x[:12], digits.train.y[:12]),
+                         data.Split(digits.val.x[:4], digits.val.y[:4]), data.Split(digits.test.x[:4], digits.test.y[:4]),
+                         10, (8, 8))
+    config = training.TrainConfig(epochs=2, lr=0.05, optimizer="adam", batch_size=6, lr_patience=0)
+    results = {}
+    for backend in ("numba", "cuda"):
+        net = models.build("mlp", small.input_shape, small.classes, width=4, seed=1)
+        with ln.use(backend):
+            training.train(net, small, config)
+        results[backend] = [p.value for p in net.params]
+    for a, b in zip(results["numba"], results["cuda"]):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_values_read_outside_the_loops_are_numpy():
+    with ln.use("cuda"):
+        x = ln.Parameter([1.0, -2.0])
+        y = ln.relu(x)
+        ln.forward(y)
+        ln.backward(y)
+        assert isinstance(y.value, np.ndarray) and isinstance(x.grad, np.ndarray)
+        assert y.value.tolist() == [1.0, 0.0] and x.grad.tolist() == [1.0, 0.0]
+
+
+def test_cli_trace_on_cuda():
+    from click.testing import CliRunner
+
+    from loopnet.cli import main
+
+    result = CliRunner().invoke(main, ["trace", "xor", "--backend", "cuda", "--format", "json"])
+    assert result.exit_code == 0, result.output
+
+
+def test_without_a_gpu_or_the_simulator_selecting_cuda_says_how_to_enable_it():
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
+    result = subprocess.run([sys.executable, "cli.py", "trace", "xor", "--backend", "cuda"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    if result.returncode == 0:
+        pytest.skip("a real GPU is visible here: nothing to refuse")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == ("error: no CUDA GPU is visible here; to run the cuda backend on Numba's CPU "
+                                     "simulator, set NUMBA_ENABLE_CUDASIM=1 (slow: small shapes only)")
+
+
+def test_missing_numba_cuda_is_an_explicit_error(monkeypatch):
+    import builtins
+
+    import loopnet.backends as backends
+
+    real_import = builtins.__import__
+
+    def no_cuda(name, *args, **kwargs):
+        if name == "numba" and args and args[2] and "cuda" in args[2]:
+            raise ImportError("No module named 'numba.cuda'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_cuda)
+    monkeypatch.setattr(backends, "_loaded", {})
+    with pytest.raises(BackendError, match=r"pip install 'loopnet\[cuda\]'"):
+        ln.use("cuda")
+
+
+def test_every_kernel_compiles_to_real_ptx():
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
+    result = subprocess.run([sys.executable, "-m", "loopnet.backends.cuda_ptx"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    if result.returncode == 2:
+        pytest.skip(f"no CUDA compiler toolchain here: {result.stderr.strip()}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "every kernel compiles to PTX" in result.stdout
+    assert result.stdout.count("\nok ") + result.stdout.startswith("ok ") > 100
+
+
+def test_explain_works_on_a_graph_that_ran_on_cuda():
+    loss = build_target("least-squares")
+    with ln.use("cuda"):
+        ln.forward(loss)
+        ln.backward(loss)
+    w = next(n for n in ln.topological_order(loss) if n.name == "w")
+    assert ln.explain(w).total == -2.0
