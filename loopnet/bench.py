@@ -207,4 +207,78 @@ def run(quick=False, threads=None, out=print):
         ratio_text = f"{ratio:.2f}x" if ratio else "-"
         out(f"{name:<36} {contender:<15} {seconds * 1e3:>8.3f}ms {ratio_text:>8}  {extra}")
     out("vs ref: reference time / contender time (>1 is faster than the reference, the first row of each group)")
+    out("")
+    rows += cuda_rows(out=out, repeats=5 if quick else 21)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+# CUDA rows: need a real GPU (the simulator's timings mean nothing)
+
+
+def cuda_rows(out=print, repeats=21):
+    """Time the cuda backend against torch on the same GPU; a note instead where no GPU."""
+    from loopnet.backends import get_backend
+    from loopnet.errors import BackendError
+
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        out("cuda rows skipped: NUMBA_ENABLE_CUDASIM=1 (the simulator's timings mean nothing)")
+        return []
+    try:
+        backend = get_backend("cuda")
+    except BackendError as err:
+        out(f"cuda rows skipped: {err}")
+        return []
+    from loopnet.op import loop, transposed
+    from loopnet.ops.matmul import matmul_forward
+
+    cuda = backend.cuda
+    torch = _torch(os.cpu_count())
+    if torch is not None and torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = False  # compare like with like: true float32
+    else:
+        torch = None
+    rows = []
+
+    def timed(run):
+        def synced():
+            run()
+            cuda.synchronize()
+        return median_time(synced, repeats)
+
+    with ln.use("cuda"):
+        tiny = backend.zeros((1,), np.float32)
+        t_launch = timed(lambda: backend.fill(tiny, 1.0))
+        _row(rows, "launch + sync, 1 thread", "loopnet cuda", t_launch, t_launch)
+        for dtype in (np.float32, np.float64):
+            for n in (1024, 2048, 4096):
+                rng = np.random.default_rng(0)
+                a = backend.adopt(rng.standard_normal((n, n)).astype(dtype))
+                b = backend.adopt(rng.standard_normal((n, n)).astype(dtype))
+                c = backend.empty((n, n), dtype)
+                flops = 2 * n**3
+                name = f"matmul {n} {np.dtype(dtype).name}"
+                t_ln = timed(lambda: loop(matmul_forward, (n, n), a, transposed(b), c))
+                reference = t_ln
+                if torch is not None:
+                    ta, tb = torch.as_tensor(a.copy_to_host(), device="cuda"), torch.as_tensor(b.copy_to_host(), device="cuda")
+                    reference = timed(lambda: ta @ tb)
+                    _row(rows, name, "torch (cuBLAS)", reference, reference, f"{flops / reference / 1e12:.2f} TFLOP/s")
+                _row(rows, name, "loopnet cuda", t_ln, reference, f"{flops / t_ln / 1e12:.2f} TFLOP/s")
+        for batch in (64, 256):
+            rng = np.random.default_rng(0)
+            x, labels, params, loss = _mlp_graph((784, 500, 10), batch, np.float32, rng)
+
+            def step():
+                ln.forward(loss)  # returns the loss: one number back, which also synchronises
+                ln.backward(loss)
+
+            t_gpu = median_time(step, repeats)
+            with ln.use("numba"):
+                t_cpu = median_time(step, repeats)
+            name = f"MNIST net step b{batch} f32"
+            _row(rows, name, "loopnet numba", t_cpu, t_cpu)
+            _row(rows, name, "loopnet cuda", t_gpu, t_cpu)
+    for name, contender, seconds, ratio, extra in rows:
+        out(f"{name:<36} {contender:<15} {seconds * 1e3:>8.3f}ms {ratio:>7.2f}x  {extra}")
     return rows

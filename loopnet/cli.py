@@ -211,7 +211,9 @@ def bench(quick, threads):
     Prints medians and ratios to a reference measured in the same process: matmul
     (GFLOP/s, % of NumPy's BLAS), an affine layer, the lectures' MNIST network step,
     a small MLP on Python vs Numba, and a digits-MLP epoch. PyTorch rows appear when
-    torch is installed (pip install torch==2.13.0).
+    torch is installed (pip install torch==2.13.0). With a GPU, CUDA rows follow: launch
+    overhead, matmul 1024-4096 against cuBLAS (TF32 off), the MNIST step at batch 64
+    and 256 against Numba; without one, a note says why they are skipped.
     """
     import loopnet as ln
     from loopnet.bench import run

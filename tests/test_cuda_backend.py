@@ -168,3 +168,10 @@ def test_explain_works_on_a_graph_that_ran_on_cuda():
         ln.backward(loss)
     w = next(n for n in ln.topological_order(loss) if n.name == "w")
     assert ln.explain(w).total == -2.0
+
+
+def test_bench_cuda_rows_say_why_they_are_skipped_on_the_simulator():
+    from loopnet.bench import cuda_rows
+
+    lines = []
+    assert cuda_rows(out=lines.append) == [] and "simulator" in lines[0]
