@@ -31,9 +31,11 @@ import tempfile
 
 import numpy as np
 
+from loopnet.backends.python_backend import adopt, asarray, empty, fill, owns, to_host, zeros  # noqa: F401
 from loopnet.errors import BackendError
 
 name = "numba"
+# Storage is the Python backend's (imported above): NumPy arrays in host memory.
 
 FASTMATH = {"reassoc", "contract"}
 OPTIONS = "cache=True, fastmath={" + ", ".join(map(repr, sorted(FASTMATH))) + "}, error_model='numpy', nogil=True"
@@ -73,8 +75,6 @@ def check_available():
     _CompileNotice.install()
 
 
-# Storage is the Python backend's: NumPy arrays in host memory.
-from loopnet.backends.python_backend import adopt, asarray, empty, fill, owns, to_host, zeros  # noqa: E402,F401
 
 
 def loop(body, grid, args):
