@@ -1,0 +1,60 @@
+"""Generated driver modules, shared by the compiled backends (numba, cuda).
+
+A driver is a few lines of Python that loop over a grid and call one op's body. Numba can
+cache compiled code only for functions that live in a real source file, so each driver
+is written to a file in the cache directory and imported from there.
+"""
+
+import hashlib
+import importlib.util
+import inspect
+import os
+import sys
+import tempfile
+
+
+def importable(body):
+    """True when `body` can be imported again by module and name (so a driver file can
+    import it); False for a body defined in a script, a notebook or an exec'd string."""
+    module = sys.modules.get(body.__module__)
+    return (
+        module is not None and body.__module__ != "__main__"
+        and getattr(module, body.__name__, None) is body and getattr(module, "__file__", None)
+    )
+
+
+def import_line(body):
+    return f"from {body.__module__} import {body.__name__} as body_source"
+
+
+def compile_in_memory(body, source, namespace, label):
+    """For a body that is not importable: run the driver's source with the body given."""
+    namespace = dict(namespace, body_source=body)
+    exec(compile(source.replace(import_line(body), ""), f"<{label} driver for {body.__name__}>", "exec"), namespace)
+    return namespace["drive"]
+
+
+def load(body, source, directory, prefix):
+    """Write `source` (a driver for `body`) to a file in `directory` and import it.
+
+    The file name carries a hash of the driver, of the body's source and of
+    loopnet/scalar.py, so editing an op compiles it afresh instead of loading stale code.
+    An existing file is never rewritten (its timestamp keys Numba's cache), and a new one
+    is written then renamed, so a process reading it never sees half a file.
+    """
+    from loopnet import scalar
+
+    digest = hashlib.sha1((source + inspect.getsource(body) + inspect.getsource(scalar)).encode()).hexdigest()[:12]
+    module_name = f"{prefix}_{body.__module__.replace('.', '_')}_{body.__name__}_{digest}"
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, module_name + ".py")
+    if not os.path.exists(path):
+        handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        with os.fdopen(handle, "w") as out:
+            out.write(source)
+        os.replace(temporary, path)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module.drive
