@@ -11,12 +11,16 @@ The bias gradient sums over the minibatch: every example's output used the same 
 
 Memory order: where a sum runs down a column, the loop reads a transposed copy instead
 (WT[m,d] = W[d,m], XT[d,n] = X[n,d], dYT[m,n] = dY[n,m]), so the inner index walks a
-row; see `loopnet.op.transposed`. Same terms, same math, memory read in order.
+row; see `loopnet.op.transposed`. Same terms, same math, memory read in order. The
+`@contraction` line above each loop restates its sum so the Numba backend may compute it
+in register-tiled blocks (`loopnet.schedule`); the loop below it stays the definition.
 """
 
 from loopnet.op import Op, loop, transposed
+from loopnet.schedule import contraction
 
 
+@contraction("Y[n,m] = b[m] + sum_d X[n,d] * WT[m,d]")
 def affine_forward(n, m, X, WT, b, Y):
     acc = b[m]
     for d in range(X.shape[1]):
@@ -24,6 +28,7 @@ def affine_forward(n, m, X, WT, b, Y):
     Y[n, m] = acc
 
 
+@contraction("dX[n,d] += sum_m dY[n,m] * W[d,m]")
 def affine_grad_x(n, d, W, dY, dX):
     acc = dX.dtype.type(0)
     for m in range(W.shape[1]):
@@ -31,6 +36,7 @@ def affine_grad_x(n, d, W, dY, dX):
     dX[n, d] += acc
 
 
+@contraction("dW[d,m] += sum_n XT[d,n] * dYT[m,n]")
 def affine_grad_W(d, m, XT, dYT, dW):
     acc = dW.dtype.type(0)
     for n in range(XT.shape[1]):

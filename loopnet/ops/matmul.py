@@ -12,11 +12,16 @@ in another order; gather form lets every grid point run at once without races.)
 Memory order: a sum's index should walk along rows (the last axis), so an operand whose
 summed index is its first axis is passed transposed: BT[j,k] = B[k,j] (see
 `loopnet.op.transposed`). The math is unchanged; the inner loop reads memory in order.
+
+Each loop also declares, in one line, the contraction it computes (`loopnet.schedule`), so
+a compiled backend may run it in register-tiled blocks; the body stays the definition.
 """
 
 from loopnet.op import Op, loop, transposed
+from loopnet.schedule import contraction
 
 
+@contraction("C[i,j] = sum_k A[i,k] * BT[j,k]")
 def matmul_forward(i, j, A, BT, C):
     acc = C.dtype.type(0)  # accumulate in the array's dtype: float32 stays float32
     for k in range(A.shape[1]):
@@ -24,6 +29,7 @@ def matmul_forward(i, j, A, BT, C):
     C[i, j] = acc
 
 
+@contraction("dA[i,k] += sum_j dC[i,j] * B[k,j]")
 def matmul_grad_A(i, k, B, dC, dA):
     acc = dA.dtype.type(0)
     for j in range(B.shape[1]):
@@ -31,6 +37,7 @@ def matmul_grad_A(i, k, B, dC, dA):
     dA[i, k] += acc
 
 
+@contraction("dB[k,j] += sum_i AT[k,i] * dCT[j,i]")
 def matmul_grad_B(k, j, AT, dCT, dB):
     acc = dB.dtype.type(0)
     for i in range(AT.shape[1]):
