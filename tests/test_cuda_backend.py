@@ -175,3 +175,22 @@ def test_bench_cuda_rows_say_why_they_are_skipped_on_the_simulator():
 
     lines = []
     assert cuda_rows(out=lines.append) == [] and "simulator" in lines[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_tiled_contraction_kernels_equal_their_bodies_across_tile_edges(dtype):
+    from tests.test_schedule import SCHEDULED, arrays_for
+    from loopnet.backends import python_backend
+
+    with ln.use("cuda"):
+        for body in SCHEDULED:
+            rng = np.random.default_rng(0)
+            gi, gj, K = 18, 17, 20  # two tiles each way, ragged edges, two slices of the sum
+            args = arrays_for(body, gi, gj, K, dtype, rng)
+            want = [a.copy() for a in args]
+            python_backend.loop(body, (gi, gj), want)
+            device = [cuda_backend.adopt(a) for a in args]
+            cuda_backend.loop(body, (gi, gj), device)
+            out = list(__import__("inspect").signature(body).parameters)[2:].index(body.contraction.out)
+            tolerance = (1e-12 if dtype == np.float64 else 1e-5) * K * max(1.0, float(np.abs(want[out]).max()))
+            np.testing.assert_allclose(device[out].copy_to_host(), want[out], rtol=0, atol=tolerance)

@@ -90,8 +90,11 @@ def compile_all(cc=(9, 0), out=print):
         signature = (nb_types.int64,) * rank + arg_types
         dtype = "float32" if "float32" in str(arg_types) else "float64"
         label = f"{body.__module__}.{body.__name__} ({rank}-D grid, {dtype})"
+        kernel = drive.kernels[dtype] if getattr(drive, "kernels", None) else drive  # a tiled contraction
+        if getattr(drive, "kernels", None):
+            label += ", shared-memory tiles"
         try:
-            ptx, _ = cuda.compile_ptx(drive.py_func, signature, cc=cc)
+            ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=cc)
         except Exception as err:  # noqa: BLE001
             text = f"{type(err).__name__}: {err}"
             if "nvrtc" in text.lower() or "libnvvm" in text.lower() or "DynamicLibNotFound" in text:
