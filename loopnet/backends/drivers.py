@@ -23,6 +23,21 @@ def importable(body):
     )
 
 
+def names(body, rank):
+    """The generated driver's argument names: grid sizes g0.., indices i0.., arrays a0.."""
+    arity = len(inspect.signature(body).parameters) - rank
+    if arity < 0:
+        from loopnet.errors import BackendError
+
+        raise BackendError(f"{body.__name__} takes fewer arguments than its grid has axes ({rank})")
+    return [f"g{k}" for k in range(rank)], [f"i{k}" for k in range(rank)], [f"a{k}" for k in range(arity)]
+
+
+def contraction_roles(body):
+    """For a declared contraction: which generated array name plays OUT, A, B and INIT."""
+    return {role: f"a{position}" for role, position in body.contraction.positions(body).items()}
+
+
 def import_line(body):
     return f"from {body.__module__} import {body.__name__} as body_source"
 
