@@ -22,6 +22,10 @@ class saying which loop runs over which grid with which arrays:
 `loop(body, grid, *arrays)` calls `body(*index, *arrays)` at every index of `grid`. Each
 grid point owns the elements it writes (gather form), so the points can run in any order
 or all at once: Python runs them as nested loops, Numba with `prange`, CUDA as threads.
+
+Inside `forward` and `backward`, `.value` and `.grad` are the backend's own arrays:
+NumPy arrays on the python and numba backends, device arrays on cuda. So an op never
+copies to the host; users reading `.value` elsewhere always get NumPy.
 """
 
 import numpy as np
