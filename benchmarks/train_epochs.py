@@ -12,7 +12,6 @@ import statistics
 import sys
 import time
 
-import numpy as np
 
 import loopnet as ln
 import loopnet.optim  # noqa: F401  (ln.optim below)

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import loopnet as ln
-from loopnet.testing import assert_gradcheck, gradcheck
+from loopnet.testing import assert_gradcheck
 from loopnet.testing.samples import SAMPLES
 from loopnet.testing.strategies import arrays, graphs, shapes
 

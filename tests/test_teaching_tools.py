@@ -9,7 +9,7 @@ import loopnet as ln
 from loopnet.backends.watch import OwnershipError, watch
 from loopnet.cli import main
 from loopnet.explain import ExplainError, find_node, parse_element
-from loopnet.op import Elementwise, Op, loop
+from loopnet.op import Op, loop
 from loopnet.targets import TARGETS, build_target
 from loopnet.testing.samples import SAMPLES
 from loopnet.testing.strategies import arrays, shapes, sizes

@@ -13,7 +13,6 @@ The forward stores each row's mean and r, for the backward.
 
 import math
 
-import numpy as np
 
 from loopnet.op import Op, loop, rows, scratch
 
