@@ -97,8 +97,8 @@ def _numpy_mlp_step(x, y, params):
     return grads
 
 
-def _torch_mlp(torch, params):
-    tparams = [torch.tensor(p.value, requires_grad=True) for p in params]
+def _torch_mlp(torch, params, device="cpu"):
+    tparams = [torch.tensor(p.value, requires_grad=True, device=device) for p in params]
 
     def step(x, y):
         h = x
@@ -135,44 +135,59 @@ def bench_step(rows, torch, name, sizes, batch, dtype, repeats, backends=("numba
         _row(rows, name, "torch", t_t, t_np)
 
 
-def bench_epoch(rows, torch, repeats, examples=1437, batch=32, lr=0.1):
+class DigitsEpoch:
     """One SGD epoch of the digits MLP (64 -> 64 ReLU -> 10), batch 32, on data of the
-    digits set's shape (random here: the timing does not depend on the pixels)."""
-    rng = np.random.default_rng(0)
-    data = rng.uniform(0, 1, (examples, 64))
-    targets = rng.integers(0, 10, examples)
-    x, labels, params, loss = _mlp_graph((64, 64, 10), batch, np.float64, rng)
-    batches = [(data[i:i + batch], targets[i:i + batch]) for i in range(0, examples - batch + 1, batch)]
+    digits set's shape (random here: the timing does not depend on the pixels).
 
-    def numpy_epoch():
-        values = [p.value.copy() for p in params]
-        for xb, yb in batches:
+    `loopnet(backend)` runs it as training does: each minibatch goes to the backend once,
+    then forward, backward and the optimizer's loop kernels; `numpy()` is the same
+    arithmetic in NumPy, the reference.
+    """
+
+    def __init__(self, examples=1437, batch=32, lr=0.1, sizes=(64, 64, 10), dtype=np.float64):
+        from loopnet.optim import make_optimizer
+
+        rng = np.random.default_rng(0)
+        data = rng.uniform(0, 1, (examples, sizes[0])).astype(dtype)
+        targets = rng.integers(0, sizes[-1], examples)
+        self.x, self.labels, self.params, self.loss = _mlp_graph(sizes, batch, dtype, rng)
+        self.initial = [p.value.copy() for p in self.params]  # (on CPU backends .value is updated in place)
+        self.batches = [(data[i:i + batch], targets[i:i + batch]) for i in range(0, examples - batch + 1, batch)]
+        self.optimizer = make_optimizer("sgd", self.params, lr)
+        self.lr = lr
+
+    def loopnet(self, backend):
+        with ln.use(backend):
+            for xb, yb in self.batches:
+                self.x.value, self.labels.value = xb, yb
+                ln.forward(self.loss)
+                ln.backward(self.loss)
+                self.optimizer.step()
+
+    def numpy(self):
+        values = [v.copy() for v in self.initial]
+        for xb, yb in self.batches:
             for v, g in zip(values, reversed_pairs(_numpy_mlp_step(xb, yb, values))):
-                v -= lr * g
+                v -= self.lr * g
+        return values
 
-    def loopnet_epoch():
-        for xb, yb in batches:
-            x.value, labels.value = xb, yb
-            ln.forward(loss)
-            ln.backward(loss)
-            for p in params:
-                p.value[...] -= lr * p.grad  # the optimizer is not a loop kernel yet (issue 6)
 
-    t_np = median_time(numpy_epoch, repeats, warmup=1)
-    _row(rows, "digits MLP epoch", "numpy", t_np, t_np, f"{len(batches)} steps")
-    with ln.use("numba"):
-        t_ln = median_time(loopnet_epoch, repeats, warmup=1)
+def bench_epoch(rows, torch, repeats):
+    epoch = DigitsEpoch()
+    t_np = median_time(epoch.numpy, repeats, warmup=1)
+    _row(rows, "digits MLP epoch", "numpy", t_np, t_np, f"{len(epoch.batches)} steps")
+    t_ln = median_time(lambda: epoch.loopnet("numba"), repeats, warmup=1)
     _row(rows, "digits MLP epoch", "loopnet numba", t_ln, t_np)
     if torch is not None:
-        tparams, step = _torch_mlp(torch, params)
-        tb = [(torch.from_numpy(xb), torch.from_numpy(yb)) for xb, yb in batches]
+        tparams, step = _torch_mlp(torch, epoch.params)
+        tb = [(torch.from_numpy(xb), torch.from_numpy(yb)) for xb, yb in epoch.batches]
 
         def torch_epoch():
             for xb, yb in tb:
                 step(xb, yb)
                 with torch.no_grad():
                     for p in tparams:
-                        p -= lr * p.grad
+                        p -= epoch.lr * p.grad
 
         t_t = median_time(torch_epoch, repeats, warmup=1)
         _row(rows, "digits MLP epoch", "torch", t_t, t_np)
@@ -279,6 +294,23 @@ def cuda_rows(out=print, repeats=21):
             name = f"MNIST net step b{batch} f32"
             _row(rows, name, "loopnet numba", t_cpu, t_cpu)
             _row(rows, name, "loopnet cuda", t_gpu, t_cpu)
+            if torch is not None:
+                tparams, torch_step = _torch_mlp(torch, params, device="cuda")
+                tx = torch.as_tensor(x.value, device="cuda")
+                ty = torch.as_tensor(labels.value, device="cuda")
+                _row(rows, name, "torch cuda", timed(lambda: torch_step(tx, ty)), t_cpu)
+        epoch = DigitsEpoch()
+        epoch_repeats = max(3, repeats // 4)
+        t_cpu = median_time(lambda: epoch.loopnet("numba"), epoch_repeats, warmup=1)
+
+        def gpu_epoch():
+            epoch.loopnet("cuda")
+            cuda.synchronize()  # the last update is still running when the loop returns
+
+        t_gpu = median_time(gpu_epoch, epoch_repeats, warmup=1)
+        name = f"digits MLP epoch ({len(epoch.batches)} steps)"
+        _row(rows, name, "loopnet numba", t_cpu, t_cpu)
+        _row(rows, name, "loopnet cuda", t_gpu, t_cpu)
     for name, contender, seconds, ratio, extra in rows:
         out(f"{name:<36} {contender:<15} {seconds * 1e3:>8.3f}ms {ratio:>7.2f}x  {extra}")
     return rows

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 import loopnet as ln
@@ -73,6 +74,17 @@ def test_numpy_reference_step_matches_loopnet_gradients():
     reference = bench.reversed_pairs(bench._numpy_mlp_step(x.value, labels.value, [p.value for p in params]))
     for p, g in zip(params, reference):
         np.testing.assert_allclose(p.grad, g, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["python", "numba"])
+def test_digits_epoch_benchmark_trains_as_its_numpy_reference(backend):
+    # The timed epoch must be a real epoch: the optimizer's updates land in the parameters.
+    epoch = bench.DigitsEpoch(examples=12, batch=4, sizes=(6, 5, 4))
+    epoch.loopnet(backend)
+    assert len(epoch.batches) == 3
+    for p, expected, start in zip(epoch.params, epoch.numpy(), epoch.initial):
+        assert not np.allclose(p.value, start)
+        np.testing.assert_allclose(p.value, expected, rtol=1e-10, atol=1e-12)
 
 
 def test_bench_command_prints_the_table(monkeypatch):

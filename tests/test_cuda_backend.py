@@ -177,6 +177,16 @@ def test_bench_cuda_rows_say_why_they_are_skipped_on_the_simulator():
     assert cuda_rows(out=lines.append) == [] and "simulator" in lines[0]
 
 
+def test_digits_epoch_benchmark_trains_on_cuda_as_its_numpy_reference():
+    from loopnet.bench import DigitsEpoch
+
+    epoch = DigitsEpoch(examples=8, batch=4, sizes=(3, 2, 2))
+    epoch.loopnet("cuda")
+    for p, expected, start in zip(epoch.params, epoch.numpy(), epoch.initial):
+        assert not np.allclose(p.value, start)
+        np.testing.assert_allclose(p.value, expected, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_tiled_contraction_kernels_equal_their_bodies_across_tile_edges(dtype):
     from tests.test_schedule import SCHEDULED, arrays_for
