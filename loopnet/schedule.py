@@ -16,17 +16,32 @@ reorganise the same sum:
 - Numba computes a 4 x 4 block of outputs per step with sixteen accumulators in
   registers: one load of each operand per four multiply-adds instead of two loads per
   one, measured at 1.2-1.7x on the lectures' layer sizes. Blocks that would run past an
-  edge call the body.
+  edge call the body. This needs the plain two-index form below (matmul, affine).
 - CUDA runs 16 x 16 output tiles whose operands are staged through shared memory, so
   each element is read from device memory once per tile rather than once per output.
-  This is not yet measured on a GPU.
+  Any declared form works, convolutions and batched products included.
 
 The equality tests hold every scheduled kernel to the body on shapes with interior blocks
 and ragged edges.
 
-The form is a row-by-row dot product, both operands' summed index last (unit stride):
+The form: an output, an optional addend, and one sum of products of two arrays,
 
-    OUT[i,j] (= | +=) [INIT[j] +] sum_k A[i,k] * B[j,k]
+    OUT[o1,o2,...] (= | +=) [INIT[...] +] sum_{k1,k2,...} A[e1,e2,...] * B[e1,e2,...]
+
+where OUT's indices are distinct names, INIT's are some of OUT's, and each index of A and
+B is a name or `name + name` / `name - name` (a convolution's shifted window). An index
+position outside its array's bounds reads as zero, which is how a convolution's gradient
+with respect to its input skips the window positions that fall off the edge:
+
+    dX[n,c,h,w] += sum_{co,i,j} dO[n,co,h-i,w-j] * W[co,c,i,j]
+
+Read as a matrix product, OUT's indices that A and B both use are batch indices (one
+product per value), those only A uses are its rows, those only B uses its columns. The
+plain form, the one Numba tiles, is `OUT[i,j] (=|+=) [INIT[j] +] sum_k A[i,k] * B[j,k]`.
+
+A body's grid may be coarser than OUT (conv2d's forward owns whole output planes): the
+declaration states what the kernel computes as a whole, and the compiled backends that
+use it launch over OUT's elements themselves.
 """
 
 import inspect
@@ -43,44 +58,151 @@ class ScheduleError(LoopnetError, ValueError):
 @dataclass(frozen=True)
 class Contraction:
     out: str
+    out_index: tuple  # names
     a: str
+    a_index: tuple  # expressions: tuples of (sign, name), e.g. (("+", "h"), ("+", "i"))
     b: str
-    init: str  # a 1-D array indexed by j, or None
+    b_index: tuple
+    init: str  # None when there is no addend
+    init_index: tuple
+    summed: tuple  # names
     accumulate: bool  # `+=` (a gradient) or `=` (a value)
     spec: str
 
+    @property
+    def batch(self):
+        """OUT's indices that A and B both use: one product per value."""
+        return tuple(n for n in self.out_index if n in _names(self.a_index) and n in _names(self.b_index))
+
+    @property
+    def rows(self):
+        """OUT's indices that only A uses."""
+        return tuple(n for n in self.out_index if n in _names(self.a_index) and n not in _names(self.b_index))
+
+    @property
+    def cols(self):
+        """OUT's indices that only B uses."""
+        return tuple(n for n in self.out_index if n in _names(self.b_index) and n not in _names(self.a_index))
+
+    @property
+    def plain(self):
+        """The two-index form OUT[i,j] (=|+=) [INIT[j] +] sum_k A[i,k] * B[j,k]."""
+        if len(self.out_index) != 2 or len(self.summed) != 1:
+            return False
+        (i, j), k = self.out_index, self.summed[0]
+        return (self.a_index == _bare(i, k) and self.b_index == _bare(j, k)
+                and (self.init is None or self.init_index == (j,)))
+
+    def extent(self, name):
+        """(array, axis) whose length is the range of index `name`: OUT's axis for an
+        output index; for a summed index, an axis of A or B that it indexes alone."""
+        if name in self.out_index:
+            return self.out, self.out_index.index(name)
+        for array, index in ((self.a, self.a_index), (self.b, self.b_index)):
+            for axis, expression in enumerate(index):
+                if expression == (("+", name),):
+                    return array, axis
+        return None
+
+    def arrays(self):
+        return tuple(name for name in (self.out, self.a, self.b, self.init) if name is not None)
+
     def positions(self, body):
-        """Where OUT, A, B and INIT sit among the body's array arguments (after i, j)."""
-        names = list(inspect.signature(body).parameters)[2:]
+        """Where OUT, A, B and INIT sit among the body's arguments after its grid."""
+        names = list(inspect.signature(body).parameters)[len(grid_of(body)):]
         return {role: names.index(name) for role, name in
                 (("out", self.out), ("a", self.a), ("b", self.b), ("init", self.init)) if name is not None}
 
 
+def grid_of(body, declared=None):
+    """A declared body's grid indices: its arguments before the first array the
+    declaration names."""
+    params = list(inspect.signature(body).parameters)
+    arrays = (declared or body.contraction).arrays()
+    return params[:next(n for n, p in enumerate(params) if p in arrays)]
+
+
+def _names(index):
+    return {name for expression in index for _, name in expression}
+
+
+def _bare(*names):
+    return tuple((("+", name),) for name in names)
+
+
+_ARRAY = r"(\w+)\[([^\]]*)\]"
 _FORM = re.compile(
-    r"^\s*(?P<out>\w+)\[(?P<i>\w+),\s*(?P<j>\w+)\]\s*(?P<op>\+?=)\s*"
-    r"(?:(?P<init>\w+)\[(?P<init_j>\w+)\]\s*\+\s*)?"
-    r"sum_(?P<k>\w+)\s+(?P<a>\w+)\[(?P<a_i>\w+),\s*(?P<a_k>\w+)\]\s*\*\s*(?P<b>\w+)\[(?P<b_j>\w+),\s*(?P<b_k>\w+)\]\s*$"
+    rf"^\s*{_ARRAY}\s*(\+?=)\s*(?:{_ARRAY}\s*\+\s*)?sum_(\w+|\{{[^}}]*\}})\s+{_ARRAY}\s*\*\s*{_ARRAY}\s*$"
 )
+_TERM = re.compile(r"\s*([+-]?)\s*(\w+)\s*")
+
+
+def _index(text, spec):
+    """'n, c, h+i, w-j' -> ((('+','n'),), (('+','c'),), (('+','h'),('+','i')), ...)."""
+    index = []
+    for part in text.split(","):
+        terms, at = [], 0
+        part = part.strip()
+        while at < len(part):
+            match = _TERM.match(part, at)
+            if not match or (terms and not match.group(1)) or (not terms and match.group(1) == "-"):
+                raise ScheduleError(f"cannot read the index {part!r} in {spec!r}: use a name, or name + name, name - name")
+            terms.append((match.group(1) or "+", match.group(2)))
+            at = match.end()
+        if not terms or len(terms) > 2:
+            raise ScheduleError(f"cannot read the index {part!r} in {spec!r}: use a name, or name + name, name - name")
+        index.append(tuple(terms))
+    return tuple(index)
+
+
+def parse(spec):
+    """Read a declaration (the form is in the module's docstring) into a Contraction."""
+    match = _FORM.match(spec)
+    if not match:
+        raise ScheduleError(f"cannot read the contraction {spec!r}; the form is "
+                            f"OUT[i,j] = [INIT[j] +] sum_k A[i,k] * B[j,k] (see loopnet.schedule)")
+    out, out_text, op, init, init_text, summed_text, a, a_text, b, b_text = match.groups()
+    out_index, a_index, b_index = _index(out_text, spec), _index(a_text, spec), _index(b_text, spec)
+    init_index = _index(init_text, spec) if init else ()
+    summed = tuple(name.strip() for name in summed_text.strip("{}").split(","))
+    if any(len(e) != 1 or e[0][0] != "+" for e in out_index + init_index):
+        raise ScheduleError(f"in {spec!r} OUT and INIT are indexed by plain names")
+    out_index, init_index = tuple(e[0][1] for e in out_index), tuple(e[0][1] for e in init_index)
+    if len(set(out_index)) != len(out_index) or len(set(summed)) != len(summed) or set(out_index) & set(summed):
+        raise ScheduleError(f"in {spec!r} OUT's indices and the summed ones must be distinct names")
+    used = _names(a_index) | _names(b_index)
+    unknown = used - set(out_index) - set(summed)
+    if unknown or not set(init_index) <= set(out_index):
+        raise ScheduleError(f"in {spec!r} the indices must be OUT's or summed ones; unknown: "
+                            f"{sorted(unknown | (set(init_index) - set(out_index)))}")
+    unused = (set(out_index) | set(summed)) - used
+    if unused:
+        raise ScheduleError(f"in {spec!r} the indices must be used by A or B; unused: {sorted(unused)}")
+    contraction = Contraction(out, out_index, a, a_index, b, b_index, init, init_index, summed, op == "+=", spec)
+    for name in summed:
+        if contraction.extent(name) is None:
+            raise ScheduleError(f"in {spec!r} the summed index {name!r} must index an axis of A or B alone, "
+                                f"which gives its range")
+    return contraction
 
 
 def contraction(spec):
-    """Declare that a body computes OUT[i,j] (=|+=) [INIT[j] +] sum_k A[i,k] * B[j,k]."""
-    match = _FORM.match(spec)
-    if not match:
-        raise ScheduleError(f"cannot read the contraction {spec!r}; the form is OUT[i,j] = [INIT[j] +] sum_k A[i,k] * B[j,k]")
-    g = match.groupdict()
-    if not (g["a_i"] == g["i"] and g["b_j"] == g["j"] and g["a_k"] == g["k"] == g["b_k"]
-            and (g["init"] is None or g["init_j"] == g["j"])):
-        raise ScheduleError(f"in {spec!r} the indices must be OUT[i,j], A[i,k], B[j,k] and INIT[j]")
+    """Declare the sum a body computes (see this module's docstring for the form)."""
+    declared = parse(spec)
 
     def declare(body):
         params = list(inspect.signature(body).parameters)
-        if params[:2] != [g["i"], g["j"]]:
-            raise ScheduleError(f"{body.__name__}: the grid indices are {params[:2]}, the contraction says {[g['i'], g['j']]}")
-        for name in (g["out"], g["a"], g["b"], g["init"]):
-            if name is not None and name not in params[2:]:
+        for name in declared.arrays():
+            if name not in params:
                 raise ScheduleError(f"{body.__name__} has no argument {name!r} named in {spec!r}")
-        body.contraction = Contraction(g["out"], g["a"], g["b"], g["init"], g["op"] == "+=", spec)
+        grid = grid_of(body, declared)
+        if not set(grid) <= set(declared.out_index):
+            raise ScheduleError(f"{body.__name__}: the grid indices are {grid}, which must be among "
+                                f"OUT's indices {list(declared.out_index)} in {spec!r}")
+        if declared.plain and grid != list(declared.out_index):
+            raise ScheduleError(f"{body.__name__}: the grid indices are {grid}, the contraction says "
+                                f"{list(declared.out_index)}")
+        body.contraction = declared
         return body
 
     return declare

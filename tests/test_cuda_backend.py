@@ -20,6 +20,7 @@ from loopnet.errors import BackendError
 from loopnet.targets import TARGETS, build_target
 from loopnet.testing.backends import assert_backends_agree
 from loopnet.testing.samples import SAMPLES
+from tests.test_schedule import SCHEDULED, arrays_for, depth
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
@@ -187,20 +188,31 @@ def test_digits_epoch_benchmark_trains_on_cuda_as_its_numpy_reference():
         np.testing.assert_allclose(p.value, expected, rtol=1e-10, atol=1e-12)
 
 
+def extents_for(spec, T):
+    """A range for every index, so that rows, columns and the sum each cross a T x T tile
+    with a ragged edge: by role where each role has one index (matmul, affine, bmm),
+    else by name (conv2d)."""
+    roles = {"batch": spec.batch, "rows": spec.rows, "cols": spec.cols, "summed": spec.summed}
+    if all(len(names) <= 1 for names in roles.values()):
+        single = {"batch": 2, "rows": T + 2, "cols": T + 1, "summed": T + 3}
+        return {names[0]: single[role] for role, names in roles.items() if names}
+    conv = {"n": 2, "c": 3, "co": T + 1, "h": T // 4 + 2, "w": T // 4 + 2, "i": 3, "j": 2}
+    return {name: conv[name] for names in roles.values() for name in names}
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_tiled_contraction_kernels_equal_their_bodies_across_tile_edges(dtype):
-    from tests.test_schedule import SCHEDULED, arrays_for
+@pytest.mark.parametrize("body", SCHEDULED, ids=lambda f: f.__name__)
+def test_tiled_contraction_kernels_equal_their_bodies_across_tile_edges(body, dtype):
     from loopnet.backends import python_backend
 
+    extents = extents_for(body.contraction, cuda_backend.tile())
+    grid, args = arrays_for(body, extents, dtype, np.random.default_rng(0))
+    want = [a.copy() for a in args]
+    python_backend.loop(body, grid, want)
     with ln.use("cuda"):
-        for body in SCHEDULED:
-            rng = np.random.default_rng(0)
-            gi, gj, K = 18, 17, 20  # two tiles each way, ragged edges, two slices of the sum
-            args = arrays_for(body, gi, gj, K, dtype, rng)
-            want = [a.copy() for a in args]
-            python_backend.loop(body, (gi, gj), want)
-            device = [cuda_backend.adopt(a) for a in args]
-            cuda_backend.loop(body, (gi, gj), device)
-            out = list(__import__("inspect").signature(body).parameters)[2:].index(body.contraction.out)
-            tolerance = (1e-12 if dtype == np.float64 else 1e-5) * K * max(1.0, float(np.abs(want[out]).max()))
-            np.testing.assert_allclose(device[out].copy_to_host(), want[out], rtol=0, atol=tolerance)
+        assert "Declared schedule" in cuda_backend.driver_source(body, len(grid))
+        device = [cuda_backend.adopt(a) for a in args]
+        cuda_backend.loop(body, grid, device)
+    out = body.contraction.positions(body)["out"]
+    tolerance = (1e-12 if dtype == np.float64 else 1e-5) * depth(body, extents) * max(1.0, float(np.abs(want[out]).max()))
+    np.testing.assert_allclose(device[out].copy_to_host(), want[out], rtol=0, atol=tolerance)

@@ -155,7 +155,7 @@ def _contraction_source(body, parallel):
 
 
 def _driver_source(body, rank, parallel):
-    if rank == 2 and getattr(body, "contraction", None) is not None:
+    if rank == 2 and getattr(body, "contraction", None) is not None and body.contraction.plain:
         return _contraction_source(body, parallel)
     grid, index, arrays = drivers.names(body, rank)
     lines = [

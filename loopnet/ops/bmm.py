@@ -10,11 +10,16 @@ transpose_b=True, B is (H, J, K), exactly the slide's loop:
 For transpose_b=False the loops read a transposed copy BT[h,j,k] = B[h,k,j] (so the sum
 over k walks a row), and B's gradient is gathered in B's own layout:
                for h,k,j:  dB[h,k,j] += sum_i A[h,i,k] * dU[h,i,j]
+
+Each loop's `@contraction` line restates its sum (`loopnet.schedule`), so the CUDA backend
+may run it as shared-memory tiles, one product per h.
 """
 
 from loopnet.op import Op, loop, scratch
+from loopnet.schedule import contraction
 
 
+@contraction("U[h,i,j] = sum_k A[h,i,k] * BT[h,j,k]")
 def bmm_forward(h, i, j, A, BT, U):
     acc = U.dtype.type(0)
     for k in range(A.shape[2]):
@@ -22,6 +27,7 @@ def bmm_forward(h, i, j, A, BT, U):
     U[h, i, j] = acc
 
 
+@contraction("dA[h,i,k] += sum_j dU[h,i,j] * BT[h,j,k]")
 def bmm_grad_A(h, i, k, BT, dU, dA):
     acc = dA.dtype.type(0)
     for j in range(dU.shape[2]):
@@ -29,6 +35,7 @@ def bmm_grad_A(h, i, k, BT, dU, dA):
     dA[h, i, k] += acc
 
 
+@contraction("dBT[h,j,k] += sum_i dU[h,i,j] * A[h,i,k]")
 def bmm_grad_BT(h, j, k, A, dU, dBT):
     acc = dBT.dtype.type(0)
     for i in range(A.shape[1]):
@@ -36,6 +43,7 @@ def bmm_grad_BT(h, j, k, A, dU, dBT):
     dBT[h, j, k] += acc
 
 
+@contraction("dB[h,k,j] += sum_i A[h,i,k] * dU[h,i,j]")
 def bmm_grad_B(h, k, j, A, dU, dB):
     acc = dB.dtype.type(0)
     for i in range(A.shape[1]):

@@ -14,11 +14,17 @@ input-gradient plane (n, c) in dX, and walks it with the output column innermost
 the innermost loop is a contiguous multiply-add with one weight held in a register
 (measured as fast as PyTorch's CPU conv). In dX the plane's owner adds each term where it
 lands: writes stay inside the owned plane, so planes still run in parallel without races.
+
+The `@contraction` line above three of the loops restates each as one sum of products
+(`loopnet.schedule`): the CUDA backend runs it as shared-memory tiles over every output
+element, since a thread per plane leaves most of a GPU idle. The loop stays the definition.
 """
 
 from loopnet.op import Op, loop
+from loopnet.schedule import contraction
 
 
+@contraction("O[n,co,h,w] = b[co] + sum_{c,i,j} X[n,c,h+i,w+j] * W[co,c,i,j]")
 def conv2d_forward(n, co, X, W, b, O):
     for h in range(O.shape[2]):
         for w in range(O.shape[3]):
@@ -32,6 +38,7 @@ def conv2d_forward(n, co, X, W, b, O):
                         O[n, co, h, w] += weight * X[n, c, h + i, w + j]
 
 
+@contraction("dW[co,c,i,j] += sum_{n,h,w} dO[n,co,h,w] * X[n,c,h+i,w+j]")
 def conv2d_grad_W(co, c, i, j, X, dO, dW):
     acc = dW.dtype.type(0)
     for n in range(dO.shape[0]):
@@ -50,6 +57,7 @@ def conv2d_grad_b(co, dO, db):
     db[co] += acc
 
 
+@contraction("dX[n,c,h,w] += sum_{co,i,j} dO[n,co,h-i,w-j] * W[co,c,i,j]")  # (as a gather)
 def conv2d_grad_x(n, c, W, dO, dX):
     for co in range(W.shape[0]):
         for i in range(W.shape[2]):
