@@ -16,6 +16,7 @@ loops (`loopnet/ops/`), run by the selected backend (`loopnet/backends/`).
 
 import contextlib
 import itertools
+import math
 
 import numpy as np
 
@@ -176,7 +177,7 @@ class Node:
 
     @property
     def size(self):
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)  # (not np.prod: optimizers ask per parameter per step)
 
     def __repr__(self):
         return f"<{self.op_name} {self.name!r} shape={self.shape} dtype={self.dtype}>"
