@@ -153,6 +153,7 @@ class Node:
         self._evaluated_at = 0  # the stamp current when forward last computed this node
         self._order = None  # topological order of the graph ending here, once computed
         self._backward_root = None  # the output of the last backward that reached this node
+        self._grad_blocks = None  # a backward root's grads, as views into one block per dtype
 
     @property
     def op_name(self):
@@ -338,6 +339,34 @@ def forward(node, check_finite=False):
     return node.value
 
 
+def _zero_grads(root, order, backend):
+    """Give every node that gets a gradient a zeroed .grad, and the others None.
+
+    The grads are views into one block per dtype, kept on the root from one backward to
+    the next, so zeroing them is one fill (one launch on a GPU) rather than one per node.
+    """
+    needing = [n for n in order if n.requires_grad]
+    layout = (backend.name, [(n, n.shape, n.dtype) for n in needing])
+    cached = root._grad_blocks
+    if cached is None or cached[0] != layout or not all(backend.owns(b) for b in cached[1]):
+        sizes = {}
+        for n in needing:
+            sizes[n.dtype] = sizes.get(n.dtype, 0) + n.size
+        blocks = {dtype: backend.empty((size,), dtype) for dtype, size in sizes.items()}
+        views, used = [], dict.fromkeys(blocks, 0)
+        for n in needing:
+            start, used[n.dtype] = used[n.dtype], used[n.dtype] + n.size
+            views.append(blocks[n.dtype][start:start + n.size].reshape(n.shape))
+        root._grad_blocks = cached = (layout, list(blocks.values()), views)
+    for block in cached[1]:
+        backend.fill(block, 0)
+    for n, view in zip(needing, cached[2]):
+        n._grad = view
+    for n in order:
+        if not n.requires_grad:
+            n._grad = None
+
+
 def backward(node, grad=None, check_finite=False):
     """Fill `.grad` of every node `node` depends on, by the chain rule.
 
@@ -360,14 +389,7 @@ def backward(node, grad=None, check_finite=False):
     backend = current_backend()
     for current in order:
         current._backward_root = node  # so explain() can find the graph this grad came from
-        if current.requires_grad:
-            g = current._grad
-            if g is None or not backend.owns(g) or g.shape != current.shape or g.dtype != current.dtype:
-                current._grad = backend.zeros(current.shape, current.dtype)
-            else:
-                backend.fill(g, 0)
-        else:
-            current._grad = None
+    _zero_grads(node, order, backend)
     if grad is None:
         backend.fill(node._grad, 1)
     else:

@@ -103,6 +103,46 @@ def test_backward_zeroes_grads_instead_of_accumulating_across_calls():
     assert x.grad.tolist() == [4.0]
 
 
+@pytest.mark.parametrize("backend", ["python", "numba", "cuda"])
+def test_backward_zeroes_every_grad_with_one_fill(backend, monkeypatch):
+    # One fill of one block (one launch on a GPU) instead of one per node, plus the seed.
+    from loopnet.backends import get_backend
+
+    rng = np.random.default_rng(0)
+    W, b = ln.Parameter(rng.normal(size=(3, 2)), name="W"), ln.Parameter(np.zeros(2), name="b")
+    x = ln.Input(rng.normal(size=(4, 3)), name="x")
+    loss = ln.sum(ln.square(ln.relu(ln.affine(x, W, b))))
+    with ln.use(backend):
+        ln.forward(loss)
+        ln.backward(loss)
+        first = {n.name: n.grad.copy() for n in ln.topological_order(loss) if n.requires_grad}
+        fills = []
+        module = get_backend(backend)
+        real_fill = module.fill
+        monkeypatch.setattr(module, "fill", lambda array, value: (fills.append(value), real_fill(array, value)))
+        ln.backward(loss)
+    assert fills == [0, 1]
+    grads = [n.grad for n in ln.topological_order(loss) if n.requires_grad]
+    assert len(grads) == 6 and x.grad is None
+    for n, g in zip([n for n in ln.topological_order(loss) if n.requires_grad], grads):
+        np.testing.assert_array_equal(g, first[n.name])  # zeroed, not accumulated across calls
+        assert g.shape == n.shape
+    for i, g in enumerate(grads):  # views of one block, never overlapping
+        assert not any(np.shares_memory(g, other) for other in grads[i + 1:])
+
+
+def test_grad_blocks_follow_a_new_batch_size():
+    W = ln.Parameter(np.ones((2, 1)), name="W")
+    x = ln.Input(np.ones((3, 2)), name="x")
+    loss = ln.mean(ln.matmul(x, W))
+    ln.forward(loss)
+    ln.backward(loss)
+    x.value = np.ones((5, 2))
+    ln.forward(loss)
+    ln.backward(loss)
+    assert W.grad.tolist() == [[1.0], [1.0]] and loss.inputs[0].grad.shape == (5, 1)
+
+
 def test_backward_with_an_upstream_gradient():
     x = ln.Parameter([1.0, 2.0])
     y = ln.square(x)
