@@ -6,6 +6,8 @@
     digits               scikit-learn's bundled 8x8 handwritten digits (1797 images), / 16
     mnist                real MNIST read from IDX files (raw or .gz) in a directory you name, / 255
 
+DATASETS is the registry of these sets by name, which load() and the CLI's --data read.
+
 Every set gives class labels 0..K-1 (ints) and float64 inputs; images keep their (H, W)
 shape and each model flattens or not. Splits are seeded: the same seed, the same split.
 """
@@ -156,19 +158,23 @@ def mnist(data_dir, seed=0, val_fraction=1 / 12):
     return Dataset("mnist", train, val, test, 10, x.shape[1:])
 
 
+# name -> loader(seed, data_dir) -> Dataset: what load() dispatches through and what the
+# CLI offers for --data. Only mnist reads data_dir.
+DATASETS = {
+    **{name: (lambda seed, data_dir, name=name: truth_table(name)) for name in TRUTH_TABLES},
+    "blobs": lambda seed, data_dir: blobs(seed),
+    "tokens": lambda seed, data_dir: tokens(seed),
+    "digits": lambda seed, data_dir: digits(seed),
+    "mnist": lambda seed, data_dir: mnist(data_dir, seed),
+}
+
+
 def load(name, seed=0, data_dir=None):
-    """A data set by name: xor, and, or, nand, blobs, digits, mnist (needs data_dir)."""
-    if name in TRUTH_TABLES:
-        return truth_table(name)
-    if name == "blobs":
-        return blobs(seed)
-    if name == "digits":
-        return digits(seed)
-    if name == "tokens":
-        return tokens(seed)
-    if name == "mnist":
-        return mnist(data_dir, seed)
-    raise DataError(f"unknown data set {name!r}; choose one of: {', '.join([*TRUTH_TABLES, 'blobs', 'tokens', 'digits', 'mnist'])}")
+    """A data set by name (a key of DATASETS): xor, and, or, nand, blobs, tokens, digits,
+    mnist (needs data_dir)."""
+    if name not in DATASETS:
+        raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
+    return DATASETS[name](seed, data_dir)
 
 
 def write_idx(path, array):

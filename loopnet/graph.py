@@ -301,9 +301,34 @@ def _check_finite(array, node, what, where):
         )
 
 
-def _step(node, phase):
+@contextlib.contextmanager
+def _running(node, phase):
+    """While `node`'s forward or backward loops run: `current_step` names it (so watch()
+    can attribute work counts), and .value/.grad hand out the backend's own arrays."""
     global current_step
-    current_step = (node, phase) if node is not None else None
+    saved, current_step = current_step, (node, phase)
+    try:
+        with kernel_side():
+            yield
+    finally:
+        current_step = saved
+
+
+def _place_leaf(leaf, backend):
+    """Put a leaf's data where the loops run. On a GPU, NumPy data is uploaded once per
+    assignment to .value, and the host array is kept, so reading .value back is free."""
+    if backend.owns(leaf._value):
+        return
+    host = leaf._value if isinstance(leaf._value, np.ndarray) else None
+    leaf._value = backend.adopt(leaf._value)
+    leaf._host_copy = host if not backend.owns(host) else None
+
+
+def _output_array(node, backend):
+    """Give `node` an array for its forward loops to write: the last pass's, if it fits."""
+    value = node._value
+    if value is None or not backend.owns(value) or value.shape != node.shape or value.dtype != node.dtype:
+        node._value = backend.empty(node.shape, node.dtype)
 
 
 def forward(node, check_finite=False):
@@ -316,21 +341,14 @@ def forward(node, check_finite=False):
     stamp = _stamp()
     for current in topological_order(node):
         if current.op is None:
-            if not backend.owns(current._value):  # e.g. NumPy data about to run on the GPU
-                host = current._value if isinstance(current._value, np.ndarray) else None
-                current._value = backend.adopt(current._value)
-                current._host_copy = host if not backend.owns(host) else None
+            _place_leaf(current, backend)
             if check_finite and current.dtype in FLOAT_DTYPES:
                 _check_finite(current.value, current, "value", "as given")
             continue
         current.op.prepare(current)  # shapes and dtypes again: an Input may have changed
-        value = current._value
-        if value is None or not backend.owns(value) or value.shape != current.shape or value.dtype != current.dtype:
-            current._value = backend.empty(current.shape, current.dtype)
-        _step(current, "forward")
-        with kernel_side():
+        _output_array(current, backend)
+        with _running(current, "forward"):
             current.op.forward(current, *current.inputs)
-        _step(None, None)
         if check_finite:
             inputs = ", ".join(p.name for p in current.inputs)
             _check_finite(backend.to_host(current._value), current, "value",
@@ -367,6 +385,19 @@ def _zero_grads(root, order, backend):
             n._grad = None
 
 
+def _check_differentiable(node, order):
+    """Refuse a backward that has nothing to differentiate, or would read stale values."""
+    if not node.requires_grad:
+        raise GraphError(
+            f"{node.name!r} does not depend on any Parameter or Input(grad=True): nothing to differentiate"
+        )
+    if node.op is not None:
+        newest_input = max((n._set_at for n in order if n.op is None), default=0)
+        if node._evaluated_at < newest_input:
+            what = "has not been computed" if node._evaluated_at == 0 else "is stale (an input changed since)"
+            raise GraphError(f"{node.name!r} {what}: call forward({node.name}) before backward")
+
+
 def backward(node, grad=None, check_finite=False):
     """Fill `.grad` of every node `node` depends on, by the chain rule.
 
@@ -377,15 +408,7 @@ def backward(node, grad=None, check_finite=False):
     Returns None; the gradients are in each node's `.grad`.
     """
     order = topological_order(node)
-    if not node.requires_grad:
-        raise GraphError(
-            f"{node.name!r} does not depend on any Parameter or Input(grad=True): nothing to differentiate"
-        )
-    if node.op is not None:
-        newest_input = max((n._set_at for n in order if n.op is None), default=0)
-        if node._evaluated_at < newest_input:
-            what = "has not been computed" if node._evaluated_at == 0 else "is stale (an input changed since)"
-            raise GraphError(f"{node.name!r} {what}: call forward({node.name}) before backward")
+    _check_differentiable(node, order)
     backend = current_backend()
     for current in order:
         current._backward_root = node  # so explain() can find the graph this grad came from
@@ -399,10 +422,8 @@ def backward(node, grad=None, check_finite=False):
         node._grad = backend.adopt(seed.copy())
     for current in reversed(order):
         if current.op is not None:
-            _step(current, "backward")
-            with kernel_side():
+            with _running(current, "backward"):
                 current.op.backward(current, *current.inputs)
-            _step(None, None)
             if check_finite:
                 for parent in current.inputs:
                     if parent.requires_grad:

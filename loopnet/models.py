@@ -8,21 +8,22 @@
     attention  the lecture's rough transformer step: X = token embedding + position vector,
                weights = softmax(X q), context = weights X, then Affine(classes)
 
+MODELS is the one registry of these models, the one the CLI reads: for each a ModelSpec
+with its builder, its default data set and the training defaults that train it well.
+
 A Model owns its graph: the data Input `x`, the `labels` Input, the parameters, the
 network's `output` and the `loss`. `set_batch` feeds a minibatch (in each model's own
 label format), `predict` gives class indices.
 """
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 import loopnet as ln
 from loopnet import init
 from loopnet.errors import LoopnetError
-
-MODELS = ("xor", "logistic", "mlp", "convnet", "attention")
-DEFAULT_DATA = {"xor": "xor", "logistic": "blobs", "mlp": "digits", "convnet": "digits", "attention": "tokens"}
 
 
 class ModelError(LoopnetError, ValueError):
@@ -79,96 +80,199 @@ class Model:
         return {p.name: np.array(p.value) for p in self.params}
 
 
+# ---------------------------------------------------------------------------------------
+# The builders: each takes a _Context and returns its model's _Parts. They run inside
+# ln.fresh_names(), and the order in which they make parameters is the order of the
+# random draws, so keep it.
+
+@dataclass
+class _Context:
+    """What every builder shares: the options of build(), the rng, and the weight makers."""
+    name: str
+    input_shape: tuple
+    classes: int
+    width: object  # None: the model's own default
+    channels: int
+    dropout: float
+    init_scheme: str
+    dtype: np.dtype
+    seed: int
+    vocab: int
+    rng: np.random.Generator
+
+    @property
+    def features(self):
+        return int(np.prod(self.input_shape))
+
+    def weight(self, shape, label):
+        return ln.Parameter(init.weight(shape, self.rng, self.init_scheme, self.dtype), name=label)
+
+    def bias(self, n, label):
+        return ln.Parameter(np.zeros(n, self.dtype), name=label)
+
+    def normal(self, shape, label):
+        """A parameter drawn from N(0, 0.5^2) whatever the init scheme (the attention model's)."""
+        return ln.Parameter(self.rng.normal(0, 0.5, shape).astype(self.dtype), name=label)
+
+    def flat_input(self):
+        return ln.Input(np.zeros((1, self.features), self.dtype), name="x")
+
+    def maybe_dropout(self, node, dropouts):
+        """`node` through dropout (recorded in `dropouts`) if the model was asked for it."""
+        if not self.dropout:
+            return node
+        dropped = ln.dropout(node, self.dropout, seed=self.seed, name="dropped")
+        dropouts.append(dropped.op)
+        return dropped
+
+
+@dataclass
+class _Parts:
+    """What a builder returns: the pieces of a Model."""
+    x: object
+    labels: object
+    params: list
+    output: object
+    loss: object
+    prediction: str
+    x_shape: tuple
+    dropouts: list = field(default_factory=list)
+    positions: object = None
+
+
+def _require_two_classes(ctx):
+    if ctx.classes != 2:
+        raise ModelError(f"{ctx.name} is a two-class model; this data set has {ctx.classes} classes")
+
+
+def _build_xor(ctx):
+    _require_two_classes(ctx)
+    x = ctx.flat_input()
+    hidden = ctx.width or 2
+    W1, b1 = ctx.weight((ctx.features, hidden), "W1"), ctx.bias(hidden, "b1")
+    W2, b2 = ctx.weight((hidden, 1), "W2"), ctx.bias(1, "b2")
+    h = ln.tanh(ln.affine(x, W1, b1, name="hidden_in"), name="hidden")
+    output = ln.sigmoid(ln.affine(h, W2, b2, name="score"), name="p")
+    labels = ln.Input(np.zeros((1, 1), ctx.dtype), name="y")
+    loss = ln.binary_cross_entropy(output, labels, name="loss")
+    return _Parts(x, labels, [W1, b1, W2, b2], output, loss, "threshold", (ctx.features,))
+
+
+def _build_logistic(ctx):
+    _require_two_classes(ctx)
+    x = ctx.flat_input()
+    w, b = ctx.weight((ctx.features, 1), "w"), ctx.bias(1, "b")
+    output = ln.affine(x, w, b, name="score")
+    labels = ln.Input(np.ones((1, 1), ctx.dtype), name="y")
+    loss = ln.logistic_loss(output, labels, name="loss")
+    return _Parts(x, labels, [w, b], output, loss, "sign", (ctx.features,))
+
+
+def _softmax_head(features, W, b):
+    """logits = affine(features, W, b), softmax cross-entropy on integer labels."""
+    output = ln.affine(features, W, b, name="logits")
+    labels = ln.Input(np.zeros(1, np.int64), name="labels")
+    return output, labels, ln.softmax_cross_entropy(output, labels, name="loss")
+
+
+def _build_mlp(ctx):
+    hidden, dropouts = ctx.width or 500, []
+    x = ctx.flat_input()
+    W1, b1 = ctx.weight((ctx.features, hidden), "W1"), ctx.bias(hidden, "b1")
+    W2, b2 = ctx.weight((hidden, ctx.classes), "W2"), ctx.bias(ctx.classes, "b2")
+    h = ln.relu(ln.affine(x, W1, b1, name="hidden_in"), name="hidden")
+    h = ctx.maybe_dropout(h, dropouts)
+    output, labels, loss = _softmax_head(h, W2, b2)
+    return _Parts(x, labels, [W1, b1, W2, b2], output, loss, "argmax", (ctx.features,), dropouts)
+
+
+def _build_convnet(ctx):
+    if len(ctx.input_shape) != 2:
+        raise ModelError(f"convnet needs images (H, W); this data set has examples of shape {tuple(ctx.input_shape)}")
+    H, Wd = ctx.input_shape
+    k = 3 if min(H, Wd) < 16 else 5
+    if min(H, Wd) < k + 1:
+        raise ModelError(f"convnet needs images of at least {k + 1}x{k + 1}, got {H}x{Wd}")
+    dropouts = []
+    x = ln.Input(np.zeros((1, 1, H, Wd), ctx.dtype), name="x")
+    K, bK = ctx.weight((ctx.channels, 1, k, k), "K"), ctx.bias(ctx.channels, "bK")
+    pooled = ln.max_pool2d(ln.relu(ln.conv2d(x, K, bK, name="conv"), name="feature_maps"), 2, name="pooled")
+    flat = ctx.maybe_dropout(ln.flatten(pooled, name="features"), dropouts)
+    W, b = ctx.weight((flat.shape[1], ctx.classes), "W"), ctx.bias(ctx.classes, "b")
+    output, labels, loss = _softmax_head(flat, W, b)
+    return _Parts(x, labels, [K, bK, W, b], output, loss, "argmax", (1, H, Wd), dropouts)
+
+
+def _build_attention(ctx):
+    if len(ctx.input_shape) != 1:
+        raise ModelError(f"attention needs token sequences (T,); this data set has examples of shape "
+                         f"{tuple(ctx.input_shape)}")
+    T, D = ctx.input_shape[0], ctx.width or 8
+    x = ln.Input(np.zeros((1, T), np.int64), name="tokens")
+    positions = ln.Input(np.zeros((1, T), np.int64), name="positions")
+    E, P, q = ctx.normal((ctx.vocab, D), "E"), ctx.normal((T, D), "P"), ctx.normal((D, 1), "q")
+    W, b = ctx.weight((D, ctx.classes), "W"), ctx.bias(ctx.classes, "b")
+    X = ln.add(ln.embedding(x, E, name="tok_emb"), ln.embedding(positions, P, name="pos_emb"), name="X")
+    scores = ln.reshape(ln.matmul(ln.reshape(X, (-1, D)), q), (-1, T), name="scores")
+    weights = ln.softmax(scores, name="weights")
+    context = ln.reshape(ln.bmm(ln.reshape(weights, (-1, 1, T)), X), (-1, D), name="context")
+    output, labels, loss = _softmax_head(context, W, b)
+    return _Parts(x, labels, [E, P, q, W, b], output, loss, "argmax", (T,), positions=positions)
+
+
+# ---------------------------------------------------------------------------------------
+# The registry
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One built-in model: how to build it, and the training defaults that train it well."""
+    name: str
+    summary: str  # one line for --help
+    builder: Callable  # _build_*(ctx: _Context) -> _Parts
+    data: str  # the default data set's name (a key of loopnet.data.DATASETS)
+    backend: str
+    epochs: int
+    lr: float
+    optimizer: str
+    batch_size: int
+    lr_patience: int  # halve the lr after this many epochs without better val accuracy; 0: never
+    width_help: str  # what --width means for it; "" where width is not used
+    uses: frozenset  # which model-shaping options apply: a subset of {"width", "channels", "dropout"}
+
+
+# Halving the lr when validation accuracy stalls helps the digit models; it would starve
+# XOR, whose accuracy sits at 50% for many epochs while its loss is still falling.
+MODELS = {spec.name: spec for spec in (
+    ModelSpec("xor", "2-2-1, tanh, sigmoid + binary cross-entropy", _build_xor, data="xor",
+              backend="python", epochs=300, lr=0.5, optimizer="momentum", batch_size=4, lr_patience=0,
+              width_help="hidden units (default 2)", uses=frozenset({"width"})),
+    ModelSpec("logistic", "logistic regression: s = x w + b, logistic loss", _build_logistic, data="blobs",
+              backend="python", epochs=20, lr=0.1, optimizer="sgd", batch_size=16, lr_patience=0,
+              width_help="", uses=frozenset()),
+    ModelSpec("mlp", "Affine(width) -> ReLU -> Affine(classes), softmax cross-entropy", _build_mlp,
+              data="digits", backend="numba", epochs=30, lr=0.1, optimizer="momentum", batch_size=32,
+              lr_patience=3, width_help="hidden units (default 500)", uses=frozenset({"width", "dropout"})),
+    ModelSpec("convnet", "conv -> ReLU -> max-pool 2 -> Affine(classes), softmax cross-entropy", _build_convnet,
+              data="digits", backend="numba", epochs=20, lr=0.05, optimizer="momentum", batch_size=32,
+              lr_patience=3, width_help="", uses=frozenset({"channels", "dropout"})),
+    ModelSpec("attention", "token + position embeddings, softmax(X q) attention, Affine(classes)",
+              _build_attention, data="tokens", backend="numba", epochs=30, lr=0.01, optimizer="adam",
+              batch_size=32, lr_patience=0, width_help="embedding size (default 8)", uses=frozenset({"width"})),
+)}
+
+
 def build(name, input_shape, classes, width=None, channels=16, dropout=0.0, init_scheme="uniform",
           dtype="float64", seed=0, vocab=8):
-    """Build model `name` for examples of `input_shape` and `classes` classes."""
+    """Build model `name` (a key of MODELS) for examples of `input_shape` and `classes` classes."""
     if name not in MODELS:
         raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
     rng = np.random.default_rng(seed)
     dtype = np.dtype(dtype)
-    features = int(np.prod(input_shape))
     config = dict(name=name, input_shape=list(input_shape), classes=classes, width=width, channels=channels,
                   dropout=dropout, init=init_scheme, dtype=dtype.name, vocab=vocab)
-
-    def weight(shape, label):
-        return ln.Parameter(init.weight(shape, rng, init_scheme, dtype), name=label)
-
-    def bias(n, label):
-        return ln.Parameter(np.zeros(n, dtype), name=label)
-
+    ctx = _Context(name, input_shape, classes, width, channels, dropout, init_scheme, dtype, seed, vocab, rng)
     with ln.fresh_names():
-        dropouts = []
-        if name in ("xor", "logistic"):
-            if classes != 2:
-                raise ModelError(f"{name} is a two-class model; this data set has {classes} classes")
-            x_shape = (features,)
-            x = ln.Input(np.zeros((1, features), dtype), name="x")
-            if name == "xor":
-                hidden = width or 2
-                W1, b1, W2, b2 = weight((features, hidden), "W1"), bias(hidden, "b1"), weight((hidden, 1), "W2"), bias(1, "b2")
-                h = ln.tanh(ln.affine(x, W1, b1, name="hidden_in"), name="hidden")
-                output = ln.sigmoid(ln.affine(h, W2, b2, name="score"), name="p")
-                labels = ln.Input(np.zeros((1, 1), dtype), name="y")
-                loss = ln.binary_cross_entropy(output, labels, name="loss")
-                params, prediction = [W1, b1, W2, b2], "threshold"
-            else:
-                w, b = weight((features, 1), "w"), bias(1, "b")
-                output = ln.affine(x, w, b, name="score")
-                labels = ln.Input(np.ones((1, 1), dtype), name="y")
-                loss = ln.logistic_loss(output, labels, name="loss")
-                params, prediction = [w, b], "sign"
-        elif name == "mlp":
-            hidden = width or 500
-            x_shape = (features,)
-            x = ln.Input(np.zeros((1, features), dtype), name="x")
-            W1, b1, W2, b2 = weight((features, hidden), "W1"), bias(hidden, "b1"), weight((hidden, classes), "W2"), bias(classes, "b2")
-            h = ln.relu(ln.affine(x, W1, b1, name="hidden_in"), name="hidden")
-            if dropout:
-                h = ln.dropout(h, dropout, seed=seed, name="dropped")
-                dropouts.append(h.op)
-            output = ln.affine(h, W2, b2, name="logits")
-            labels = ln.Input(np.zeros(1, np.int64), name="labels")
-            loss = ln.softmax_cross_entropy(output, labels, name="loss")
-            params, prediction = [W1, b1, W2, b2], "argmax"
-        elif name == "attention":
-            if len(input_shape) != 1:
-                raise ModelError(f"attention needs token sequences (T,); this data set has examples of shape {tuple(input_shape)}")
-            T, D = input_shape[0], width or 8
-            x_shape = (T,)
-            x = ln.Input(np.zeros((1, T), np.int64), name="tokens")
-            positions = ln.Input(np.zeros((1, T), np.int64), name="positions")
-            E = ln.Parameter(rng.normal(0, 0.5, (vocab, D)).astype(dtype), name="E")
-            P = ln.Parameter(rng.normal(0, 0.5, (T, D)).astype(dtype), name="P")
-            q = ln.Parameter(rng.normal(0, 0.5, (D, 1)).astype(dtype), name="q")
-            W, b = weight((D, classes), "W"), bias(classes, "b")
-            X = ln.add(ln.embedding(x, E, name="tok_emb"), ln.embedding(positions, P, name="pos_emb"), name="X")
-            scores = ln.reshape(ln.matmul(ln.reshape(X, (-1, D)), q), (-1, T), name="scores")
-            weights = ln.softmax(scores, name="weights")
-            context = ln.reshape(ln.bmm(ln.reshape(weights, (-1, 1, T)), X), (-1, D), name="context")
-            output = ln.affine(context, W, b, name="logits")
-            labels = ln.Input(np.zeros(1, np.int64), name="labels")
-            loss = ln.softmax_cross_entropy(output, labels, name="loss")
-            params, prediction = [E, P, q, W, b], "argmax"
-        else:  # convnet
-            if len(input_shape) != 2:
-                raise ModelError(f"convnet needs images (H, W); this data set has examples of shape {tuple(input_shape)}")
-            H, Wd = input_shape
-            k = 3 if min(H, Wd) < 16 else 5
-            if min(H, Wd) < k + 1:
-                raise ModelError(f"convnet needs images of at least {k + 1}x{k + 1}, got {H}x{Wd}")
-            x_shape = (1, H, Wd)
-            x = ln.Input(np.zeros((1, 1, H, Wd), dtype), name="x")
-            K, bK = weight((channels, 1, k, k), "K"), bias(channels, "bK")
-            pooled = ln.max_pool2d(ln.relu(ln.conv2d(x, K, bK, name="conv"), name="feature_maps"), 2, name="pooled")
-            flat = ln.flatten(pooled, name="features")
-            if dropout:
-                flat = ln.dropout(flat, dropout, seed=seed, name="dropped")
-                dropouts.append(flat.op)
-            W, b = weight((flat.shape[1], classes), "W"), bias(classes, "b")
-            output = ln.affine(flat, W, b, name="logits")
-            labels = ln.Input(np.zeros(1, np.int64), name="labels")
-            loss = ln.softmax_cross_entropy(output, labels, name="loss")
-            params, prediction = [K, bK, W, b], "argmax"
-    config["x_shape"] = x_shape
-    return Model(name, config, x, labels, params, output, loss, prediction, dropouts,
-                 positions if name == "attention" else None)
+        parts = MODELS[name].builder(ctx)
+    config["x_shape"] = parts.x_shape
+    return Model(name, config, parts.x, parts.labels, parts.params, parts.output, parts.loss, parts.prediction,
+                 parts.dropouts, parts.positions)

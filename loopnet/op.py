@@ -12,72 +12,43 @@ class saying which loop runs over which grid with which arrays:
             return (N, M)
 
         def forward(self, out, x, W, b):
-            loop(affine_forward, out.shape, x.value, W.value, b.value, out.value)
+            loop(affine_forward, out.shape, x.value, transposed(W.value), b.value, out.value)
 
         def backward(self, out, x, W, b):
             if x.requires_grad:
                 loop(affine_grad_x, x.shape, W.value, out.grad, x.grad)
             ...
 
-`loop(body, grid, *arrays)` calls `body(*index, *arrays)` at every index of `grid`. Each
-grid point owns the elements it writes (gather form), so the points can run in any order
-or all at once: Python runs them as nested loops, Numba with `prange`, CUDA as threads.
+(`loop`, `transposed` and the other launch helpers are in `loopnet/loops.py`.)
 
 Inside `forward` and `backward`, `.value` and `.grad` are the backend's own arrays:
 NumPy arrays on the python and numba backends, device arrays on cuda. So an op never
 copies to the host; users reading `.value` elsewhere always get NumPy.
+
+What backward needs from forward: each node gets its own Op instance (`Affine().apply(...)`
+makes one per node), so the instance is the node's saved context, as `ctx` is in
+PyTorch's autograd functions. An op that needs more than its inputs and output for its
+backward loops stores it on `self` in `forward`: maxout keeps which piece won, layer_norm
+each row's mean and 1/std, dropout its mask. Everything else is recomputed from the
+inputs, so no hidden state passes between the two.
+
+Loop bodies: a family (Elementwise, Binary, and the ops' own small bases) names its bodies
+in class attributes, `forward_body` and `grad_<input>_body` (one per input that takes a
+gradient), and its `forward`/`backward` launch them. Body functions are named the same
+way in the op files: `relu_forward`, `relu_grad_x`, `affine_grad_W`.
 """
+
+import inspect
 
 import numpy as np
 
-from loopnet.backends import current_backend
 from loopnet.errors import DTypeError, ShapeError
 from loopnet.graph import FLOAT_DTYPES, Node
+from loopnet.loops import flat, loop
 
 
-def loop(body, grid, *args):
-    """Run `body(*index, *args)` for every index in `grid` on the selected backend."""
-    current_backend().loop(body, tuple(grid), args)
-
-
-def flat(array):
-    """A 1-D view of a contiguous array, so one elementwise loop serves every rank."""
-    return array.reshape(-1)
-
-
-def rows(array):
-    """A 2-D view (rows, last axis) of a contiguous array, so one row loop serves every rank."""
-    # shape[ndim - 1], not shape[-1]: CUDA device arrays (and the simulator's) refuse
-    # negative indices into their shape
-    return array.reshape(-1, array.shape[array.ndim - 1])
-
-
-def scratch(shape, dtype):
-    """A zeroed array for a loop to write (e.g. which maxout piece won), on the backend's
-    device, so it never travels to the host between forward and backward."""
-    return current_backend().zeros(shape, dtype)
-
-
-def to_backend(host_array):
-    """A NumPy array made outside the loops (a dropout mask) moved where the loops run."""
-    return current_backend().asarray(host_array)
-
-
-def transpose_body(j, i, A, AT):
-    AT[j, i] = A[i, j]
-
-
-def transposed(array):
-    """A row-major copy of a matrix's transpose, made by a loop like any other.
-
-    Contractions use it so their inner loop walks memory in order: a sum over k of
-    A[i,k] * B[k,j] reads B down a column (one cache line per term), while the same sum
-    over BT[j,k] reads a row (unit stride: Numba vectorises it). The copy costs one pass
-    over B; the sum reads B once per row of A.
-    """
-    out = current_backend().empty((array.shape[1], array.shape[0]), array.dtype)
-    loop(transpose_body, out.shape, array, out)
-    return out
+def _is_body_slot(attr):
+    return attr == "forward_body" or (attr.startswith("grad_") and attr.endswith("_body"))
 
 
 class Op:
@@ -88,6 +59,22 @@ class Op:
     name = "op"
     inputs = ()
     label_inputs = ()
+
+    def __init_subclass__(cls, **kwargs):
+        """Keep loop bodies named in body slots as plain functions, not methods, so
+        `self.forward_body` is the op file's function itself (the one a breakpoint is in)."""
+        super().__init_subclass__(**kwargs)
+        for old in ("backward_body", "backward_a", "backward_b"):
+            if old in cls.__dict__:
+                raise TypeError(f"{cls.__name__}.{old}: backward bodies are named grad_<input>_body now "
+                                f"(grad_x_body for an Elementwise op, grad_a_body/grad_b_body for a Binary one)")
+        for attr, value in list(cls.__dict__.items()):
+            if _is_body_slot(attr) and inspect.isfunction(value):
+                setattr(cls, attr, staticmethod(value))
+
+    def grad_body(self, role):
+        """The loop body that writes the gradient of input `role` (slot grad_<role>_body)."""
+        return getattr(self, f"grad_{role}_body")
 
     def shape(self, *nodes):
         raise NotImplementedError
@@ -154,29 +141,16 @@ class Op:
 # needs only its math and its loop bodies.
 
 
-class _Family(Op):
-    """Stores the loop bodies a subclass names as plain functions (not methods)."""
-
-    bodies = ()
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        for attr in cls.bodies:
-            body = cls.__dict__.get(attr)
-            if body is not None and not isinstance(body, staticmethod):
-                setattr(cls, attr, staticmethod(body))
-
-
-class Elementwise(_Family):
+class Elementwise(Op):
     """y[i] = f(x[i]) over every element; backward dx[i] += dy[i] * f'(x[i]).
 
-    Bodies: `forward(i, x, y, *params)` and `backward(i, x, y, dy, dx, *params)`, both
-    over flat views, so one loop serves every rank. `params` are the op's scalars
+    Bodies: `forward_body(i, x, y, *params)` and `grad_x_body(i, x, y, dy, dx, *params)`,
+    both over flat views, so one loop serves every rank. `params` are the op's scalars
     (e.g. leaky_relu's alpha).
     """
 
     inputs = ("x",)
-    bodies = ("forward_body", "backward_body")
+    forward_body = grad_x_body = None
 
     def __init__(self, *params):
         self.params = params
@@ -190,19 +164,20 @@ class Elementwise(_Family):
     def backward(self, out, x):
         if x.requires_grad:
             loop(
-                self.backward_body, (x.size,),
+                self.grad_x_body, (x.size,),
                 flat(x.value), flat(out.value), flat(out.grad), flat(x.grad), *self.params,
             )
 
 
-class Binary(_Family):
+class Binary(Op):
     """y[i] = f(a[i], b[i]) for two arrays of one shape.
 
-    Bodies: `forward(i, a, b, y)`, `backward_a(i, a, b, dy, da)`, `backward_b(i, a, b, dy, db)`.
+    Bodies: `forward_body(i, a, b, y)`, `grad_a_body(i, a, b, dy, da)`,
+    `grad_b_body(i, a, b, dy, db)`.
     """
 
     inputs = ("a", "b")
-    bodies = ("forward_body", "backward_a", "backward_b")
+    forward_body = grad_a_body = grad_b_body = None
 
     def shape(self, a, b):
         if a.shape != b.shape:
@@ -215,7 +190,6 @@ class Binary(_Family):
         loop(self.forward_body, (a.size,), flat(a.value), flat(b.value), flat(out.value))
 
     def backward(self, out, a, b):
-        if a.requires_grad:
-            loop(self.backward_a, (a.size,), flat(a.value), flat(b.value), flat(out.grad), flat(a.grad))
-        if b.requires_grad:
-            loop(self.backward_b, (b.size,), flat(a.value), flat(b.value), flat(out.grad), flat(b.grad))
+        for role, node in (("a", a), ("b", b)):
+            if node.requires_grad:
+                loop(self.grad_body(role), (node.size,), flat(a.value), flat(b.value), flat(out.grad), flat(node.grad))

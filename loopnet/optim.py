@@ -25,7 +25,7 @@ import numpy as np
 
 from loopnet.errors import LoopnetError
 from loopnet.graph import kernel_side
-from loopnet.op import flat, loop, scratch
+from loopnet.loops import flat, loop, scratch
 
 
 class OptimizerError(LoopnetError, ValueError):

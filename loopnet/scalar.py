@@ -6,6 +6,9 @@ call these helpers instead, so the three backends agree and a NaN or Inf stays v
 (and `forward(..., check_finite=True)` can name where it appeared).
 
 They are plain Python; the Numba and CUDA backends register them as jit-able functions.
+
+Two helpers read a row of a 2-D array: the first half of the log-sum-exp trick, shared by
+softmax, log_softmax and softmax_cross_entropy instead of written in each of their loops.
 """
 
 import math
@@ -51,4 +54,23 @@ def softplus(z):
     return log1p(exp(z))
 
 
-HELPERS = (exp, log, log1p, sigmoid, softplus)
+def row_max(x, r):
+    """The largest element of row r of the 2-D array x: the log-sum-exp trick's shift."""
+    top = x[r, 0]
+    for k in range(1, x.shape[1]):
+        if x[r, k] > top:
+            top = x[r, k]
+    return top
+
+
+def row_sum_exp(x, r, shift):
+    """sum_k e^(x[r,k] - shift) over row r of x, accumulated in x's dtype. With shift =
+    row_max(x, r) every exponent is <= 0, so nothing overflows: ln of the result plus
+    the shift is ln sum_k e^(x[r,k]) (log-sum-exp)."""
+    total = x.dtype.type(0)
+    for k in range(x.shape[1]):
+        total += exp(x[r, k] - shift)
+    return total
+
+
+HELPERS = (exp, log, log1p, sigmoid, softplus, row_max, row_sum_exp)

@@ -165,7 +165,7 @@ def test_gradcheck_command_fails_with_exit_1_and_the_report(monkeypatch):
         if x[i] > 0:
             dx[i] += 2 * dy[i]
 
-    monkeypatch.setattr(activations.Relu, "backward_body", staticmethod(wrong))
+    monkeypatch.setattr(activations.Relu, "grad_x_body", staticmethod(wrong))
     result = run("gradcheck", "relu", "--examples", "5")
     assert result.exit_code == 1
     assert "FAILED" in result.stdout and "finite difference" in result.stderr

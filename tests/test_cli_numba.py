@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 import loopnet as ln
-from loopnet import bench
+from loopnet.tools import bench
 from loopnet.cli import main
 
 
@@ -68,10 +68,10 @@ def test_bench_rows_name_contenders_and_ratios():
 def test_numpy_reference_step_matches_loopnet_gradients():
     # The benchmark's NumPy reference must compute what loopnet computes, or ratios lie.
     rng = np.random.default_rng(3)
-    x, labels, params, loss = bench._mlp_graph((6, 5, 4), 7, np.float64, rng)
+    x, labels, params, loss = bench.mlp_graph((6, 5, 4), 7, np.float64, rng)
     ln.forward(loss)
     ln.backward(loss)
-    reference = bench.reversed_pairs(bench._numpy_mlp_step(x.value, labels.value, [p.value for p in params]))
+    reference = bench.reversed_pairs(bench.numpy_mlp_step(x.value, labels.value, [p.value for p in params]))
     for p, g in zip(params, reference):
         np.testing.assert_allclose(p.grad, g, rtol=1e-10, atol=1e-12)
 

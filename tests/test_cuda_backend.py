@@ -15,7 +15,7 @@ from hypothesis import given, settings
 
 import loopnet as ln
 from loopnet import data, models, optim, training
-from loopnet.backends import cuda_backend
+from loopnet.backends import cuda_backend, drivers
 from loopnet.errors import BackendError
 from loopnet.targets import TARGETS, build_target
 from loopnet.testing.backends import assert_backends_agree
@@ -23,7 +23,7 @@ from loopnet.testing.samples import SAMPLES
 from tests.test_schedule import SCHEDULED, arrays_for, depth
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+SIMULATED = drivers.cuda_simulated()
 
 
 @pytest.mark.parametrize("dtype,examples", [("float64", 3), ("float32", 2)])
@@ -91,9 +91,9 @@ def test_a_training_step_is_23_launches(monkeypatch):
     # Each launch costs microseconds of Python and driver time on a GPU, so their number
     # is held down like the transfers: 11 op loops, 6 transposed copies, 4 SGD updates,
     # one fill zeroing every grad, one seeding the loss's.
-    from loopnet.bench import _mlp_graph
+    from loopnet.tools.bench import mlp_graph
 
-    x, labels, params, loss = _mlp_graph((5, 4, 3), 2, np.float32, np.random.default_rng(0))
+    x, labels, params, loss = mlp_graph((5, 4, 3), 2, np.float32, np.random.default_rng(0))
     with ln.use("cuda"):
         opt = optim.make_optimizer("sgd", params, 0.1)
         for _ in range(2):
@@ -174,7 +174,7 @@ def test_missing_numba_cuda_is_an_explicit_error(monkeypatch):
 
 def test_every_kernel_compiles_to_real_ptx():
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
-    result = subprocess.run([sys.executable, "-m", "loopnet.backends.cuda_ptx"], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, "-m", "loopnet.tools.ptx"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     if result.returncode == 2:
         pytest.skip(f"no CUDA compiler toolchain here: {result.stderr.strip()}")
@@ -193,14 +193,14 @@ def test_explain_works_on_a_graph_that_ran_on_cuda():
 
 
 def test_bench_cuda_rows_say_why_they_are_skipped_on_the_simulator():
-    from loopnet.bench import cuda_rows
+    from loopnet.tools.bench_cuda import cuda_rows
 
     lines = []
     assert cuda_rows(out=lines.append) == [] and "simulator" in lines[0]
 
 
 def test_digits_epoch_benchmark_trains_on_cuda_as_its_numpy_reference():
-    from loopnet.bench import DigitsEpoch
+    from loopnet.tools.bench import DigitsEpoch
 
     epoch = DigitsEpoch(examples=8, batch=4, sizes=(3, 2, 2))
     epoch.loopnet("cuda")

@@ -52,7 +52,7 @@ def test_the_pdb_session_of_tutorial_5_stops_inside_the_backward_loop():
 
     commands = "\n".join([
         "!import loopnet.ops.arithmetic",
-        "b loopnet.ops.arithmetic.mul_backward_a",
+        "b loopnet.ops.arithmetic.mul_grad_a",
         "c",
         "p i, dy[i], b[i], da[i]",
         "n",
@@ -62,6 +62,6 @@ def test_the_pdb_session_of_tutorial_5_stops_inside_the_backward_loop():
     session = subprocess.run([sys.executable, "-m", "pdb", os.path.join("tutorials", "05_stepping_through_backprop.py")],
                              input=commands, capture_output=True, text=True, cwd=ROOT, timeout=120)
     out = session.stdout
-    assert "arithmetic.py" in out and "mul_backward_a()" in out and "da[i] += dy[i] * b[i]" in out
+    assert "arithmetic.py" in out and "mul_grad_a()" in out and "da[i] += dy[i] * b[i]" in out
     assert "(0, np.float64(-1.0), np.float64(2.0), np.float64(0.0))" in out  # i, du, x, w.grad before
     assert "np.float64(-2.0)" in out  # w.grad after the multiply-add

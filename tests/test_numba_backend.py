@@ -6,7 +6,7 @@ from hypothesis import given, settings
 
 import loopnet as ln
 import loopnet.targets  # noqa: F401  (ln.targets in a test)
-from loopnet.backends import numba_backend
+from loopnet.backends import drivers, numba_backend
 from loopnet.errors import BackendError
 from loopnet.testing.backends import assert_backends_agree
 from loopnet.testing.samples import SAMPLES
@@ -86,10 +86,10 @@ def test_editing_a_body_gets_a_new_driver_file(tmp_path, monkeypatch):
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("LOOPNET_CACHE_DIR", str(tmp_path / "c"))
-    assert numba_backend.cache_dir() == str(tmp_path / "c" / "numba")
+    assert drivers.cache_dir("numba") == str(tmp_path / "c" / "numba")
     monkeypatch.delenv("LOOPNET_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert numba_backend.cache_dir() == str(tmp_path / "xdg" / "loopnet" / "numba")
+    assert drivers.cache_dir("numba") == str(tmp_path / "xdg" / "loopnet" / "numba")
 
 
 def test_missing_numba_is_an_explicit_error(monkeypatch):

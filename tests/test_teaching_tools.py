@@ -6,10 +6,11 @@ from click.testing import CliRunner
 from hypothesis import given, strategies as st
 
 import loopnet as ln
-from loopnet.backends.watch import OwnershipError, watch
+from loopnet.watch import OwnershipError, watch
 from loopnet.cli import main
 from loopnet.explain import ExplainError, find_node, parse_element
-from loopnet.op import Op, loop
+from loopnet.loops import loop
+from loopnet.op import Op
 from loopnet.targets import TARGETS, build_target
 from loopnet.testing.samples import SAMPLES
 from loopnet.testing.strategies import arrays, shapes, sizes

@@ -34,12 +34,12 @@ def cube_backward_stateful(i, x, y, dy, dx):
     dx[i] += dy[i] * 3 * x[i] * x[i] * (1 + 1e-9 * (_calls[0] > 3))  # differs from the second run on
 
 
-def make_cube(backward_body):
+def make_cube(grad_x_body):
     class Cube(Elementwise):
         name = "cube"
         forward_body = cube_forward
 
-    Cube.backward_body = staticmethod(backward_body)
+    Cube.grad_x_body = staticmethod(grad_x_body)
     return lambda x: Cube().apply((x,))
 
 

@@ -6,7 +6,8 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from loopnet import train_cli, training
+from loopnet import training
+from loopnet.cli import training as train_commands
 from loopnet.cli import main
 
 
@@ -55,14 +56,14 @@ def test_resume_continues_from_the_saved_epoch(tmp_path):
 
 def test_ctrl_c_keeps_the_last_finished_epoch(tmp_path, monkeypatch):
     ck = str(tmp_path / "ck.npz")
-    original = train_cli._Progress.on_epoch
+    original = train_commands._Progress.on_epoch
 
     def interrupt_after_two(self, record):
         original(self, record)
         if record["epoch"] == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_cli._Progress, "on_epoch", interrupt_after_two)
+    monkeypatch.setattr(train_commands._Progress, "on_epoch", interrupt_after_two)
     result = run("train", "mlp", "--epochs", "5", "--width", "8", "--checkpoint", ck)
     assert result.exit_code == 130
     assert "interrupted: the checkpoint in" in result.stderr

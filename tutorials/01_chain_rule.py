@@ -32,6 +32,6 @@ for node in (residual, prediction, b, u, w):
     print(f"d loss / d {node.name:<10} by hand {by_hand[node.name]:>5}   by loopnet {float(node.grad):>5}")
     assert node.grad == by_hand[node.name]
 
-# To watch it happen: put a breakpoint in loopnet/ops/arithmetic.py, in mul_backward_a,
+# To watch it happen: put a breakpoint in loopnet/ops/arithmetic.py, in mul_grad_a,
 # and run this file under `python -m pdb`. The line `da[i] += dy[i] * b[i]` is
 # dloss/dw += dloss/du * x, with the numbers above.

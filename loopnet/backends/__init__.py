@@ -3,6 +3,32 @@
 Select one with `ln.use("numba")` (a call, or a `with` block that restores the previous
 one), the environment variable `LOOPNET_BACKEND`, or the CLI's `--backend`. A backend that
 cannot run here is an error that says why, never a silent fallback to another.
+
+The backend protocol
+--------------------
+A backend is a module `loopnet/backends/<name>_backend.py` whose name is in BACKENDS. It
+provides exactly the names in PROTOCOL (its `__all__`; a test holds every backend to it):
+
+    name                   "python", "numba" or "cuda"
+    check_available()      raise BackendError saying why and how to fix it, if this machine
+                           cannot run the backend; called once, on first use
+  storage: where the loops' arrays live (host memory for python and numba, the GPU for cuda)
+    empty(shape, dtype)    a new array, contents undefined
+    zeros(shape, dtype)    a new array of zeros
+    owns(array)            True if the loops can use `array` as it is
+    adopt(array)           this backend's array for data from anywhere (a NumPy array, or
+                           another backend's array); no copy where none is needed
+    to_host(array)         a NumPy array of the same values, for a person or a file
+    fill(array, value)     set every element (one launch on a GPU)
+  running:
+    loop(body, grid, args) call body(*index, *args) at every index of the tuple `grid`, in
+                           any order or all at once: each grid point owns its writes
+
+Nothing in this package imports the engine (graph, op, loops), the ops, the tools or the
+test kit: backends are the ground floor, and only `loopnet.errors` and `loopnet.scalar`
+lie beneath them. Shared pieces live here once: `host` (NumPy storage, for python and
+numba) and `drivers` (the compiled backends' cache directory, generated driver files,
+helper registration and the one NumPy shim numba-cuda needs).
 """
 
 import importlib
@@ -12,6 +38,7 @@ import os
 from loopnet.errors import BackendError
 
 BACKENDS = ("python", "numba", "cuda")
+PROTOCOL = ("name", "check_available", "empty", "zeros", "owns", "adopt", "to_host", "fill", "loop")
 
 _loaded = {}
 _current = None

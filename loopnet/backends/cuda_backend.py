@@ -23,16 +23,16 @@ Without a GPU: `NUMBA_ENABLE_CUDASIM=1` runs the same kernels on Numba's CUDA si
 (plain Python threads, about 0.3 ms per simulated thread: small shapes only). That is how
 CI tests this backend. With neither, selecting `cuda` is an error that says so.
 
-numba-cuda 0.30 calls `np.row_stack`, which NumPy 2.5 removed; the one guarded shim for
-it is below, before numba.cuda is imported.
+numba-cuda 0.30 calls `np.row_stack`, which NumPy 2.5 removed: `check_available` puts the
+alias back (`drivers.restore_row_stack`) before numba.cuda is imported.
 """
-
-import os
 
 import numpy as np
 
 from loopnet.backends import drivers
 from loopnet.errors import BackendError
+
+__all__ = ["name", "check_available", "empty", "zeros", "owns", "adopt", "to_host", "fill", "loop"]
 
 name = "cuda"
 THREADS_PER_BLOCK = 128
@@ -45,17 +45,14 @@ _drivers = {}
 
 def check_available():
     global cuda
-    if not hasattr(np, "row_stack"):  # NumPy >= 2.5 removed it; numba-cuda 0.30 still calls it
-        np.row_stack = np.vstack
+    drivers.restore_row_stack()
     try:
         from numba import cuda as numba_cuda
-        from numba.extending import register_jitable
     except ImportError as err:
         raise BackendError(
             f"the cuda backend needs numba-cuda ({err}); install it with `pip install 'loopnet[cuda]'`"
         ) from None
-    simulated = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
-    if not simulated:
+    if not drivers.cuda_simulated():
         try:
             available = numba_cuda.is_available()
         except Exception:  # noqa: BLE001 - a broken driver install reads as "no GPU"
@@ -66,20 +63,13 @@ def check_available():
                 "set NUMBA_ENABLE_CUDASIM=1 (slow: small shapes only)"
             )
     cuda = numba_cuda
-    from loopnet import scalar
-
-    for helper in scalar.HELPERS:
-        register_jitable(helper)
-
-
-def simulated():
-    return os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+    drivers.register_helpers()
 
 
 def tile():
     """The side of a contraction's output tile: TILE on a GPU, SIMULATOR_TILE on the
     simulator, where a 16 x 16 block is 256 Python threads and shapes are kept small."""
-    return SIMULATOR_TILE if simulated() else TILE
+    return SIMULATOR_TILE if drivers.cuda_simulated() else TILE
 
 
 # -- storage: device arrays --------------------------------------------------------------
@@ -104,10 +94,6 @@ def adopt(array):
     if owns(array):
         return array
     return cuda.to_device(np.ascontiguousarray(array))
-
-
-def asarray(host_array):
-    return adopt(host_array)
 
 
 def to_host(array):
@@ -150,6 +136,117 @@ def loop(body, grid, args):
         raise
 
 
+def _decode(flat, names, prefix, indent):
+    """Lines that split `flat` into row-major digits over the extents of `names`, one
+    variable prefix_name each (e_name holds each extent)."""
+    out, rest = [], flat
+    for position in reversed(range(len(names))):
+        name = names[position]
+        if position == 0:
+            out.append(f"{indent}{prefix}_{name} = {rest}")
+        else:
+            out.append(f"{indent}{prefix}_{name} = {rest} % e_{name}")
+            out.append(f"{indent}{prefix}rest{position} = {rest} // e_{name}")  # (never a prefix_name)
+            rest = f"{prefix}rest{position}"
+    return out
+
+
+def _product(names):
+    return " * ".join(f"e_{name}" for name in names) or "1"
+
+
+class _Tiling:
+    """The pieces of a tiled kernel's source, named for what they play in the matrix
+    product that a declared contraction reads as (see contraction_source)."""
+
+    def __init__(self, body, rank):
+        spec = self.spec = body.contraction
+        self.grid, _, self.arrays = drivers.names(body, rank)
+        self.at = drivers.contraction_roles(body)
+        self.array_of = {getattr(spec, role): generated for role, generated in self.at.items()}
+        self.extents = [f"    e_{name} = {self.array_of[spec.extent(name)[0]]}.shape[{spec.extent(name)[1]}]"
+                        for name in spec.out_index + spec.summed]
+        batch = {name: f"z_{name}" for name in spec.batch}
+        summed = {name: f"k_{name}" for name in spec.summed}
+        self.a_element, self.a_tests = self.element(spec.a, spec.a_index, {**batch, **summed, **{n: f"r_{n}" for n in spec.rows}})
+        self.b_element, self.b_tests = self.element(spec.b, spec.b_index, {**batch, **summed, **{n: f"l_{n}" for n in spec.cols}})
+        written = {**batch, **{n: f"r_{n}" for n in spec.rows}, **{n: f"c_{n}" for n in spec.cols}}
+        self.out_element = f"{self.at['out']}[{', '.join(written[n] for n in spec.out_index)}]"
+        self.init = f"{self.at['init']}[{', '.join(written[n] for n in spec.init_index)}] + " if spec.init else ""
+        self.signature = ", ".join(self.grid + self.arrays)
+
+    def element(self, array, index, variable):
+        """ARRAY[...] with each index name replaced by its variable, and the bounds test
+        for the positions that are sums or differences."""
+        positions, tests = [], []
+        for axis, expression in enumerate(index):
+            text = " ".join(f"{sign} {variable[name]}" for sign, name in expression).lstrip("+ ")
+            positions.append(text)
+            if len(expression) > 1:
+                tests.append(f"0 <= {text} < {self.array_of[array]}.shape[{axis}]")
+        return f"{self.array_of[array]}[{', '.join(positions)}]", tests
+
+    def kernel(self, dtype, T):
+        """One dtype's kernel: a block of T x T threads computes a T x T tile of OUT."""
+        spec = self.spec
+        return [
+            "@cuda.jit",
+            f"def drive_{dtype}({self.signature}):",
+            f"    tile_a = cuda.shared.array(({T}, {T + 1}), numba.{dtype})  # +1 column: no bank conflicts",
+            f"    tile_b = cuda.shared.array(({T}, {T + 1}), numba.{dtype})",
+            *self.extents,
+            f"    rows, cols, depth = {_product(spec.rows)}, {_product(spec.cols)}, {_product(spec.summed)}",
+            "    tx, ty = cuda.threadIdx.x, cuda.threadIdx.y",
+            f"    row = cuda.blockIdx.y * {T} + ty  # this thread's output, and the row of A it copies",
+            f"    col = cuda.blockIdx.x * {T} + tx",
+            f"    col_load = cuda.blockIdx.x * {T} + ty  # the row of B it copies",
+            *_decode("cuda.blockIdx.z", spec.batch, "z", "    "),
+            *_decode("row", spec.rows, "r", "    "),
+            *_decode("col", spec.cols, "c", "    "),
+            *_decode("col_load", spec.cols, "l", "    "),
+            f"    acc = numba.{dtype}(0)",
+            *self.slices(dtype, T),
+            "    if row < rows and col < cols:",
+            f"        {self.out_element} {'+=' if spec.accumulate else '='} {self.init}acc",
+            "",
+        ]
+
+    def slices(self, dtype, T):
+        """The loop over slices of T summed positions: stage both tiles, then add."""
+        return [
+            f"    for k0 in range(0, depth, {T}):",
+            "        k = k0 + tx",
+            *_decode("k", self.spec.summed, "k", "        "),
+            f"        if row < rows and k < depth{''.join(' and ' + t for t in self.a_tests)}:",
+            f"            tile_a[ty, tx] = {self.a_element}",
+            "        else:",
+            f"            tile_a[ty, tx] = numba.{dtype}(0)",
+            f"        if col_load < cols and k < depth{''.join(' and ' + t for t in self.b_tests)}:",
+            f"            tile_b[ty, tx] = {self.b_element}",
+            "        else:",
+            f"            tile_b[ty, tx] = numba.{dtype}(0)",
+            "        cuda.syncthreads()",
+            f"        for t in range({T}):",
+            "            acc += tile_a[ty, t] * tile_b[tx, t]",
+            "        cuda.syncthreads()",
+        ]
+
+    def launcher(self, T):
+        """The host function: picks the dtype's kernel and launches one block per tile."""
+        spec = self.spec
+        return [
+            f"def drive({self.signature}):",
+            *self.extents,
+            f"    rows, cols, batch = {_product(spec.rows)}, {_product(spec.cols)}, {_product(spec.batch)}",
+            "    if rows * cols * batch == 0:",
+            "        return",
+            f"    kernel = drive_float32 if str({self.at['out']}.dtype) == 'float32' else drive_float64",
+            f"    kernel[((cols + {T - 1}) // {T}, (rows + {T - 1}) // {T}, batch), ({T}, {T})]({self.signature})",
+            "",
+            'drive.kernels = {"float32": drive_float32, "float64": drive_float64}',
+        ]
+
+
 def contraction_source(body, rank):
     """Tiled kernels for a declared contraction (loopnet.schedule), one per dtype.
 
@@ -164,105 +261,18 @@ def contraction_source(body, rank):
     from device memory once per tile instead of once per output. Positions past an edge,
     or outside an array (a convolution's window off the image), load as zero.
     """
-    spec = body.contraction
-    grid, _, arrays = drivers.names(body, rank)
-    at = drivers.contraction_roles(body)
-    array_of = {getattr(spec, role): generated for role, generated in at.items()}
-    extent = {name: "{}.shape[{}]".format(array_of[spec.extent(name)[0]], spec.extent(name)[1])
-              for name in spec.out_index + spec.summed}
-    T = tile()
-
-    def product(names):
-        return " * ".join(f"e_{name}" for name in names) or "1"
-
-    def decode(flat, names, prefix, indent):
-        """Row-major digits of `flat` over the extents of `names`, into prefix_name variables."""
-        out, rest = [], flat
-        for position in reversed(range(len(names))):
-            name = names[position]
-            if position == 0:
-                out.append(f"{indent}{prefix}_{name} = {rest}")
-            else:
-                out.append(f"{indent}{prefix}_{name} = {rest} % e_{name}")
-                out.append(f"{indent}{prefix}rest{position} = {rest} // e_{name}")  # (never a prefix_name)
-                rest = f"{prefix}rest{position}"
-        return out
-
-    def element(array, index, variable):
-        """ARRAY[...] with each index name replaced by its variable, and the bounds test
-        for the positions that are sums or differences."""
-        positions, tests = [], []
-        for axis, expression in enumerate(index):
-            text = " ".join(f"{sign} {variable[name]}" for sign, name in expression).lstrip("+ ")
-            positions.append(text)
-            if len(expression) > 1:
-                tests.append(f"0 <= {text} < {array_of[array]}.shape[{axis}]")
-        return f"{array_of[array]}[{', '.join(positions)}]", tests
-
-    z = {name: f"z_{name}" for name in spec.batch}
-    summed = {name: f"k_{name}" for name in spec.summed}
-    a_element, a_tests = element(spec.a, spec.a_index, {**z, **summed, **{n: f"r_{n}" for n in spec.rows}})
-    b_element, b_tests = element(spec.b, spec.b_index, {**z, **summed, **{n: f"l_{n}" for n in spec.cols}})
-    written = {**z, **{n: f"r_{n}" for n in spec.rows}, **{n: f"c_{n}" for n in spec.cols}}
-    out_element = f"{at['out']}[{', '.join(written[n] for n in spec.out_index)}]"
-    init = f"{at['init']}[{', '.join(written[n] for n in spec.init_index)}] + " if spec.init else ""
-    extents = [f"    e_{name} = {extent[name]}" for name in spec.out_index + spec.summed]
+    tiling, T = _Tiling(body, rank), tile()
     lines = [
         f"# Generated by loopnet.backends.cuda_backend for {body.__module__}.{body.__name__}; do not edit.",
-        f"# Declared schedule: {spec.spec}",
+        f"# Declared schedule: {tiling.spec.spec}",
         "import numba",
         "from numba import cuda",
         drivers.import_line(body),
         "",
     ]
     for dtype in ("float32", "float64"):
-        lines += [
-            "@cuda.jit",
-            f"def drive_{dtype}({', '.join(grid + arrays)}):",
-            f"    tile_a = cuda.shared.array(({T}, {T + 1}), numba.{dtype})  # +1 column: no bank conflicts",
-            f"    tile_b = cuda.shared.array(({T}, {T + 1}), numba.{dtype})",
-            *extents,
-            f"    rows, cols, depth = {product(spec.rows)}, {product(spec.cols)}, {product(spec.summed)}",
-            "    tx, ty = cuda.threadIdx.x, cuda.threadIdx.y",
-            f"    row = cuda.blockIdx.y * {T} + ty  # this thread's output, and the row of A it copies",
-            f"    col = cuda.blockIdx.x * {T} + tx",
-            f"    col_load = cuda.blockIdx.x * {T} + ty  # the row of B it copies",
-            *decode("cuda.blockIdx.z", spec.batch, "z", "    "),
-            *decode("row", spec.rows, "r", "    "),
-            *decode("col", spec.cols, "c", "    "),
-            *decode("col_load", spec.cols, "l", "    "),
-            f"    acc = numba.{dtype}(0)",
-            f"    for k0 in range(0, depth, {T}):",
-            "        k = k0 + tx",
-            *decode("k", spec.summed, "k", "        "),
-            f"        if row < rows and k < depth{''.join(' and ' + t for t in a_tests)}:",
-            f"            tile_a[ty, tx] = {a_element}",
-            "        else:",
-            f"            tile_a[ty, tx] = numba.{dtype}(0)",
-            f"        if col_load < cols and k < depth{''.join(' and ' + t for t in b_tests)}:",
-            f"            tile_b[ty, tx] = {b_element}",
-            "        else:",
-            f"            tile_b[ty, tx] = numba.{dtype}(0)",
-            "        cuda.syncthreads()",
-            f"        for t in range({T}):",
-            "            acc += tile_a[ty, t] * tile_b[tx, t]",
-            "        cuda.syncthreads()",
-            "    if row < rows and col < cols:",
-            f"        {out_element} {'+=' if spec.accumulate else '='} {init}acc",
-            "",
-        ]
-    lines += [
-        f"def drive({', '.join(grid + arrays)}):",
-        *extents,
-        f"    rows, cols, batch = {product(spec.rows)}, {product(spec.cols)}, {product(spec.batch)}",
-        "    if rows * cols * batch == 0:",
-        "        return",
-        f"    kernel = drive_float32 if str({at['out']}.dtype) == 'float32' else drive_float64",
-        f"    kernel[((cols + {T - 1}) // {T}, (rows + {T - 1}) // {T}, batch), ({T}, {T})]({', '.join(grid + arrays)})",
-        "",
-        'drive.kernels = {"float32": drive_float32, "float64": drive_float64}',
-    ]
-    return "\n".join(lines) + "\n"
+        lines += tiling.kernel(dtype, T)
+    return "\n".join(lines + tiling.launcher(T)) + "\n"
 
 
 def driver_source(body, rank):
@@ -294,11 +304,9 @@ def driver_source(body, rank):
 
 
 def _load_driver(body, rank):
-    from loopnet.backends.numba_backend import cache_dir
-
     source = driver_source(body, rank)
     if not drivers.importable(body):
         return drivers.compile_in_memory(body, source, {"cuda": cuda}, "cuda")
     # (a scheduled contraction's module never uses the body, but imports it so its file
     # name still carries the body's hash: editing the op recompiles)
-    return drivers.load(body, source, os.path.join(os.path.dirname(cache_dir()), "cuda"), f"loopnet_cuda_{rank}")
+    return drivers.load(body, source, drivers.cache_dir("cuda"), f"loopnet_cuda_{rank}")

@@ -9,7 +9,7 @@ driver module into the cache directory and imports it:
     @numba.njit(parallel=True, ...)
     def drive(g0, g1, a0, a1, a2, a3):
         for i0 in numba.prange(g0):           # grid points own their writes: no races
-            for i1 range(g1):
+            for i1 in range(g1):
                 body(i0, i1, a0, a1, a2, a3)
 
 No op is written twice: the driver only loops over the grid. Drivers live in real files
@@ -24,16 +24,18 @@ x/0 give inf as in the other backends instead of raising.
 
 import inspect
 import os
+import re
 import sys
 
-import numpy as np
-
 from loopnet.backends import drivers
-from loopnet.backends.python_backend import adopt, asarray, empty, fill, owns, to_host, zeros  # noqa: F401
+from loopnet.backends.host import adopt, empty, fill, owns, to_host, zeros
 from loopnet.errors import BackendError
 
+__all__ = ["name", "check_available", "empty", "zeros", "owns", "adopt", "to_host", "fill", "loop"]
+
 name = "numba"
-# Storage is the Python backend's (imported above): NumPy arrays in host memory.
+# Storage is host memory, as for the python backend (loopnet.backends.host): the compiled
+# loops read and write the same NumPy arrays.
 
 FASTMATH = {"reassoc", "contract"}
 OPTIONS = "cache=True, fastmath={" + ", ".join(map(repr, sorted(FASTMATH))) + "}, error_model='numpy', nogil=True"
@@ -45,34 +47,23 @@ _drivers = {}  # (body, grid rank, parallel) -> compiled driver
 numba = None
 
 
-def cache_dir():
-    """Where compiled kernels and their driver files live: $LOOPNET_CACHE_DIR, else the
-    user cache directory ($XDG_CACHE_HOME/loopnet or ~/.cache/loopnet). Never inside the
-    installed package, which may be read-only."""
-    root = os.environ.get("LOOPNET_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "loopnet"
-    )
-    return os.path.join(root, "numba")
-
-
 def check_available():
     global numba
     try:
         import numba as numba_module
-        from numba.extending import register_jitable
     except ImportError as err:
         raise BackendError(f"the numba backend needs Numba ({err}); install it with `pip install numba`") from None
     numba = numba_module
-    directory = cache_dir()
+    directory = drivers.cache_dir("numba")
     os.makedirs(os.path.join(directory, "drivers"), exist_ok=True)
     numba.config.CACHE_DIR = directory
-    from loopnet import scalar
-
-    for helper in scalar.HELPERS:  # so bodies can call them from compiled code
-        register_jitable(helper)
+    drivers.register_helpers()
     _CompileNotice.install()
 
 
+def drivers_loaded():
+    """How many drivers this process has compiled or loaded from the cache."""
+    return len(_drivers)
 
 
 def loop(body, grid, args):
@@ -92,8 +83,6 @@ def loop(body, grid, args):
 
 def _explain(body, err):
     """One paragraph: which op's body failed to compile, and Numba's first reason."""
-    import re
-
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # Numba colours its messages
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     # Numba's first line names the failing stage; the reason is the first line after it
@@ -181,7 +170,7 @@ def _load_driver(body, rank, parallel):
         # cache (Numba can cache only what it can find again by module and file).
         return drivers.compile_in_memory(body, source.replace("cache=True", "cache=False"), {}, "numba")
     prefix = f"loopnet_drv_{rank}{'p' if parallel else 's'}"
-    return drivers.load(body, source, os.path.join(cache_dir(), "drivers"), prefix)
+    return drivers.load(body, source, os.path.join(drivers.cache_dir("numba"), "drivers"), prefix)
 
 
 class _CompileNotice:
@@ -210,33 +199,3 @@ class _CompileNotice:
 
         event.register("numba:compile", Listener())
         cls.installed = True
-
-
-def warmup(dtypes=("float64", "float32"), on_op=None):
-    """Compile (or load from the cache) every op's kernels, serial and parallel variants,
-    for each dtype, by running each op once on a small example. `on_op(name)` is called
-    before each op, for progress. Returns the number of compiled drivers."""
-    import warnings
-
-    from hypothesis.errors import NonInteractiveExampleWarning
-
-    import loopnet as ln
-    from loopnet.testing.samples import SAMPLES
-
-    global PARALLEL_MIN_POINTS
-    saved = PARALLEL_MIN_POINTS
-    try:
-        with ln.use("numba"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", NonInteractiveExampleWarning)
-            for op_name in ln.OPS:
-                if on_op is not None:
-                    on_op(op_name)
-                for dtype in dtypes:
-                    node = SAMPLES[op_name](np.dtype(dtype)).example()
-                    for threshold in (0, saved):  # 0: every loop runs the parallel driver
-                        PARALLEL_MIN_POINTS = threshold
-                        ln.forward(node)
-                        ln.backward(node)
-    finally:
-        PARALLEL_MIN_POINTS = saved
-    return len(_drivers)

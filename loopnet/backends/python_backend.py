@@ -8,48 +8,19 @@ import itertools
 
 import numpy as np
 
+from loopnet.backends.host import adopt, empty, fill, owns, to_host, zeros
+
+__all__ = ["name", "check_available", "empty", "zeros", "owns", "adopt", "to_host", "fill", "loop"]
+
 name = "python"
 
-# Set by loopnet.backends.watch.watch(): runs each loop with recording arrays instead.
+# A hook for tools that watch loops run (loopnet.watch): when set, each loop is handed to
+# `watcher.run(body, grid, args)` instead of the plain loop below.
 watcher = None
 
 
 def check_available():
     """Plain Python is always available."""
-
-
-# Storage: NumPy arrays in host memory (the numba backend uses the same functions).
-
-
-def empty(shape, dtype):
-    return np.empty(shape, dtype)
-
-
-def zeros(shape, dtype):
-    return np.zeros(shape, dtype)
-
-
-def owns(array):
-    """True for an array this backend's loops can use as it is."""
-    return isinstance(array, np.ndarray)
-
-
-def adopt(array):
-    """This backend's copy of an array from anywhere (a device array comes back to the host)."""
-    return array if isinstance(array, np.ndarray) else array.copy_to_host()
-
-
-def asarray(host_array):
-    """A host array (a dropout mask, say) ready for this backend's loops."""
-    return host_array
-
-
-def to_host(array):
-    return adopt(array)
-
-
-def fill(array, value):
-    array.fill(value)
 
 
 def loop(body, grid, args):

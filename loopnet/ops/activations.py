@@ -22,7 +22,7 @@ def sigmoid_forward(i, x, y):
     y[i] = scalar.sigmoid(x[i])
 
 
-def sigmoid_backward(i, x, y, dy, dx):
+def sigmoid_grad_x(i, x, y, dy, dx):
     dx[i] += dy[i] * y[i] * (1 - y[i])
 
 
@@ -30,7 +30,7 @@ def tanh_forward(i, x, y):
     y[i] = math.tanh(x[i])
 
 
-def tanh_backward(i, x, y, dy, dx):
+def tanh_grad_x(i, x, y, dy, dx):
     dx[i] += dy[i] * (1 - y[i] * y[i])
 
 
@@ -39,7 +39,7 @@ def relu_forward(i, x, y):
     y[i] = 0 if x[i] < 0 else x[i]
 
 
-def relu_backward(i, x, y, dy, dx):
+def relu_grad_x(i, x, y, dy, dx):
     if x[i] > 0:
         dx[i] += dy[i]
 
@@ -48,28 +48,28 @@ def leaky_relu_forward(i, x, y, alpha):
     y[i] = x[i] if x[i] > 0 else alpha * x[i]
 
 
-def leaky_relu_backward(i, x, y, dy, dx, alpha):
+def leaky_relu_grad_x(i, x, y, dy, dx, alpha):
     dx[i] += dy[i] if x[i] > 0 else alpha * dy[i]
 
 
 class Sigmoid(Elementwise):
     name = "sigmoid"
-    forward_body, backward_body = sigmoid_forward, sigmoid_backward
+    forward_body, grad_x_body = sigmoid_forward, sigmoid_grad_x
 
 
 class Tanh(Elementwise):
     name = "tanh"
-    forward_body, backward_body = tanh_forward, tanh_backward
+    forward_body, grad_x_body = tanh_forward, tanh_grad_x
 
 
 class Relu(Elementwise):
     name = "relu"
-    forward_body, backward_body = relu_forward, relu_backward
+    forward_body, grad_x_body = relu_forward, relu_grad_x
 
 
 class LeakyRelu(Elementwise):
     name = "leaky_relu"
-    forward_body, backward_body = leaky_relu_forward, leaky_relu_backward
+    forward_body, grad_x_body = leaky_relu_forward, leaky_relu_grad_x
 
 
 def sigmoid(x, name=None):

@@ -16,7 +16,8 @@ row; see `loopnet.op.transposed`. Same terms, same math, memory read in order. T
 in register-tiled blocks (`loopnet.schedule`); the loop below it stays the definition.
 """
 
-from loopnet.op import Op, loop, transposed
+from loopnet.loops import loop, transposed
+from loopnet.op import Op
 from loopnet.schedule import contraction
 
 

@@ -16,11 +16,11 @@ def add_forward(i, a, b, y):
     y[i] = a[i] + b[i]
 
 
-def add_backward_a(i, a, b, dy, da):
+def add_grad_a(i, a, b, dy, da):
     da[i] += dy[i]
 
 
-def add_backward_b(i, a, b, dy, db):
+def add_grad_b(i, a, b, dy, db):
     db[i] += dy[i]
 
 
@@ -28,11 +28,11 @@ def sub_forward(i, a, b, y):
     y[i] = a[i] - b[i]
 
 
-def sub_backward_a(i, a, b, dy, da):
+def sub_grad_a(i, a, b, dy, da):
     da[i] += dy[i]
 
 
-def sub_backward_b(i, a, b, dy, db):
+def sub_grad_b(i, a, b, dy, db):
     db[i] -= dy[i]
 
 
@@ -40,11 +40,11 @@ def mul_forward(i, a, b, y):
     y[i] = a[i] * b[i]
 
 
-def mul_backward_a(i, a, b, dy, da):
+def mul_grad_a(i, a, b, dy, da):
     da[i] += dy[i] * b[i]
 
 
-def mul_backward_b(i, a, b, dy, db):
+def mul_grad_b(i, a, b, dy, db):
     db[i] += dy[i] * a[i]
 
 
@@ -52,32 +52,32 @@ def div_forward(i, a, b, y):
     y[i] = a[i] / b[i]
 
 
-def div_backward_a(i, a, b, dy, da):
+def div_grad_a(i, a, b, dy, da):
     da[i] += dy[i] / b[i]
 
 
-def div_backward_b(i, a, b, dy, db):
+def div_grad_b(i, a, b, dy, db):
     db[i] -= dy[i] * a[i] / (b[i] * b[i])
 
 
 class Add(Binary):
     name = "add"
-    forward_body, backward_a, backward_b = add_forward, add_backward_a, add_backward_b
+    forward_body, grad_a_body, grad_b_body = add_forward, add_grad_a, add_grad_b
 
 
 class Sub(Binary):
     name = "sub"
-    forward_body, backward_a, backward_b = sub_forward, sub_backward_a, sub_backward_b
+    forward_body, grad_a_body, grad_b_body = sub_forward, sub_grad_a, sub_grad_b
 
 
 class Mul(Binary):
     name = "mul"
-    forward_body, backward_a, backward_b = mul_forward, mul_backward_a, mul_backward_b
+    forward_body, grad_a_body, grad_b_body = mul_forward, mul_grad_a, mul_grad_b
 
 
 class Div(Binary):
     name = "div"
-    forward_body, backward_a, backward_b = div_forward, div_backward_a, div_backward_b
+    forward_body, grad_a_body, grad_b_body = div_forward, div_grad_a, div_grad_b
 
 
 def add(a, b, name=None):

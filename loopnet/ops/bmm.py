@@ -15,7 +15,8 @@ Each loop's `@contraction` line restates its sum (`loopnet.schedule`), so the CU
 may run it as shared-memory tiles, one product per h.
 """
 
-from loopnet.op import Op, loop, scratch
+from loopnet.loops import loop, scratch
+from loopnet.op import Op
 from loopnet.schedule import contraction
 
 

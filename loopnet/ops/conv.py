@@ -20,7 +20,8 @@ The `@contraction` line above three of the loops restates each as one sum of pro
 element, since a thread per plane leaves most of a GPU idle. The loop stays the definition.
 """
 
-from loopnet.op import Op, loop
+from loopnet.loops import loop
+from loopnet.op import Op
 from loopnet.schedule import contraction
 
 

@@ -14,31 +14,21 @@ import numpy as np
 
 from loopnet import scalar
 from loopnet.errors import LabelError
-from loopnet.op import Op, flat, loop
+from loopnet.loops import flat, loop
+from loopnet.op import Op
 
 
 def softmax_cross_entropy_forward(z, labels, L):
     acc = L.dtype.type(0)
     for n in range(z.shape[0]):
-        top = z[n, 0]
-        for k in range(1, z.shape[1]):
-            if z[n, k] > top:
-                top = z[n, k]
-        total = L.dtype.type(0)
-        for k in range(z.shape[1]):
-            total += scalar.exp(z[n, k] - top)
-        acc += top + scalar.log(total) - z[n, labels[n]]
+        top = scalar.row_max(z, n)
+        acc += top + scalar.log(scalar.row_sum_exp(z, n, top)) - z[n, labels[n]]
     L[0] = acc / z.shape[0]
 
 
-def softmax_cross_entropy_backward(n, z, labels, dL, dz):
-    top = z[n, 0]
-    for k in range(1, z.shape[1]):
-        if z[n, k] > top:
-            top = z[n, k]
-    total = dz.dtype.type(0)
-    for k in range(z.shape[1]):
-        total += scalar.exp(z[n, k] - top)
+def softmax_cross_entropy_grad_logits(n, z, labels, dL, dz):
+    top = scalar.row_max(z, n)
+    total = scalar.row_sum_exp(z, n, top)
     scale = dL[0] / z.shape[0]
     for k in range(z.shape[1]):
         p = scalar.exp(z[n, k] - top) / total
@@ -79,7 +69,7 @@ class SoftmaxCrossEntropy(Op):
 
     def backward(self, out, logits, labels):
         if logits.requires_grad:
-            loop(softmax_cross_entropy_backward, (logits.shape[0],), logits.value, labels.value,
+            loop(softmax_cross_entropy_grad_logits, (logits.shape[0],), logits.value, labels.value,
                  flat(out.grad), logits.grad)
 
 

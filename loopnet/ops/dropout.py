@@ -15,14 +15,15 @@ evaluation.
 
 import numpy as np
 
-from loopnet.op import Op, flat, loop, to_backend
+from loopnet.loops import flat, loop, to_backend
+from loopnet.op import Op
 
 
 def dropout_forward(i, x, mask, y, scale):
     y[i] = x[i] * mask[i] * scale
 
 
-def dropout_backward(i, mask, dy, dx, scale):
+def dropout_grad_x(i, mask, dy, dx, scale):
     dx[i] += dy[i] * mask[i] * scale
 
 
@@ -59,7 +60,7 @@ class Dropout(Op):
 
     def backward(self, out, x):
         if x.requires_grad:
-            loop(dropout_backward, (x.size,), self.current, flat(out.grad), flat(x.grad), self.scale)
+            loop(dropout_grad_x, (x.size,), self.current, flat(out.grad), flat(x.grad), self.scale)
 
 
 def dropout(x, p=0.5, seed=None, fixed_mask=False, name=None):

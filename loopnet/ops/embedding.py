@@ -14,14 +14,15 @@ the loop is correct on every backend, repeated ids included, with no atomics.
 import numpy as np
 
 from loopnet.errors import LabelError
-from loopnet.op import Op, flat, loop
+from loopnet.loops import flat, loop
+from loopnet.op import Op
 
 
 def embedding_forward(p, d, ids, E, out):
     out[p, d] = E[ids[p], d]
 
 
-def embedding_backward(v, d, ids, dout, dE):
+def embedding_grad_E(v, d, ids, dout, dE):
     acc = dE.dtype.type(0)
     for p in range(ids.shape[0]):
         if ids[p] == v:
@@ -53,7 +54,7 @@ class Embedding(Op):
 
     def backward(self, out, ids, E):
         if E.requires_grad:
-            loop(embedding_backward, E.shape, flat(ids.value), out.grad.reshape(-1, E.shape[1]), E.grad)
+            loop(embedding_grad_E, E.shape, flat(ids.value), out.grad.reshape(-1, E.shape[1]), E.grad)
 
 
 def embedding(ids, E, name=None):

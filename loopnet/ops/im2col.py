@@ -13,7 +13,8 @@ by a fully connected layer with shared weights.
                                                 (over the (i, j) where h-i, w-j fall inside)
 """
 
-from loopnet.op import Op, loop
+from loopnet.loops import loop
+from loopnet.op import Op
 
 
 def im2col_forward(r, X, P, kh, kw):
@@ -27,7 +28,7 @@ def im2col_forward(r, X, P, kh, kw):
                 P[r, (c * kh + i) * kw + j] = X[n, c, h + i, w + j]
 
 
-def im2col_backward(n, c, h, w, dP, dX, kh, kw):
+def im2col_grad_x(n, c, h, w, dP, dX, kh, kw):
     out_h, out_w = dX.shape[2] - kh + 1, dX.shape[3] - kw + 1
     acc = dX.dtype.type(0)
     for i in range(kh):
@@ -57,7 +58,7 @@ class Im2col(Op):
 
     def backward(self, out, x):
         if x.requires_grad:
-            loop(im2col_backward, x.shape, out.grad, x.grad, self.kh, self.kw)
+            loop(im2col_grad_x, x.shape, out.grad, x.grad, self.kh, self.kw)
 
 
 def im2col(x, kh, kw, name=None):

@@ -14,7 +14,8 @@ The forward stores each row's mean and r, for the backward.
 import math
 
 
-from loopnet.op import Op, loop, rows, scratch
+from loopnet.loops import loop, rows, scratch
+from loopnet.op import Op
 
 
 def layer_norm_forward(r, x, gamma, beta, y, mean, rstd, eps):

@@ -29,36 +29,37 @@ import numpy as np
 
 from loopnet import scalar
 from loopnet.errors import LabelError
-from loopnet.op import Op, flat, loop
+from loopnet.loops import flat, loop
+from loopnet.op import Op
 
 
-def mse_forward(a, b, L):
+def mse_loss_forward(a, b, L):
     acc = L.dtype.type(0)
     for i in range(a.shape[0]):
         acc += (a[i] - b[i]) * (a[i] - b[i])
     L[0] = acc / a.shape[0]
 
 
-def mse_backward_a(i, a, b, dL, da):
+def mse_loss_grad_a(i, a, b, dL, da):
     da[i] += dL[0] * 2 * (a[i] - b[i]) / a.shape[0]
 
 
-def mse_backward_b(i, a, b, dL, db):
+def mse_loss_grad_b(i, a, b, dL, db):
     db[i] -= dL[0] * 2 * (a[i] - b[i]) / a.shape[0]
 
 
-def logistic_forward(s, y, L):
+def logistic_loss_forward(s, y, L):
     acc = L.dtype.type(0)
     for i in range(s.shape[0]):
         acc += scalar.softplus(-y[i] * s[i])
     L[0] = acc / s.shape[0]
 
 
-def logistic_backward(i, s, y, dL, ds):
+def logistic_loss_grad_s(i, s, y, dL, ds):
     ds[i] += dL[0] * -y[i] * scalar.sigmoid(-y[i] * s[i]) / s.shape[0]
 
 
-def hinge_forward(s, y, L):
+def hinge_loss_forward(s, y, L):
     acc = L.dtype.type(0)
     for i in range(s.shape[0]):
         margin = 1 - y[i] * s[i]
@@ -67,12 +68,12 @@ def hinge_forward(s, y, L):
     L[0] = acc / s.shape[0]
 
 
-def hinge_backward(i, s, y, dL, ds):
+def hinge_loss_grad_s(i, s, y, dL, ds):
     if 1 - y[i] * s[i] > 0:
         ds[i] -= dL[0] * y[i] / s.shape[0]
 
 
-def bce_forward(p, y, L):
+def binary_cross_entropy_forward(p, y, L):
     acc = L.dtype.type(0)
     for i in range(p.shape[0]):
         log_p = max(scalar.log(p[i]), -100.0)
@@ -81,14 +82,16 @@ def bce_forward(p, y, L):
     L[0] = acc / p.shape[0]
 
 
-def bce_backward(i, p, y, dL, dp):
+def binary_cross_entropy_grad_p(i, p, y, dL, dp):
     dp[i] += dL[0] * (p[i] - y[i]) / max(p[i] * (1 - p[i]), 1e-12) / p.shape[0]
 
 
 class _PairLoss(Op):
-    """A loss over two arrays of one shape: a forward with one grid point, flat views."""
+    """A loss over two arrays of one shape: a forward with one grid point, flat views, and
+    a backward loop `grad_<input>_body(i, first, second, dL, d_input)` for each input that
+    is not a label."""
 
-    forward_body = backward_first = None
+    forward_body = None
 
     def shape(self, first, second):
         if first.shape != second.shape:
@@ -101,20 +104,16 @@ class _PairLoss(Op):
         loop(self.forward_body, (), flat(first.value), flat(second.value), flat(out.value))
 
     def backward(self, out, first, second):
-        if first.requires_grad:
-            loop(self.backward_first, (first.size,), flat(first.value), flat(second.value),
-                 flat(out.grad), flat(first.grad))
+        for role, node in zip(self.inputs, (first, second)):
+            if node.requires_grad and role not in self.label_inputs:
+                loop(self.grad_body(role), (node.size,), flat(first.value), flat(second.value),
+                     flat(out.grad), flat(node.grad))
 
 
 class MSELoss(_PairLoss):
     name = "mse_loss"
     inputs = ("a", "b")
-    forward_body, backward_first = staticmethod(mse_forward), staticmethod(mse_backward_a)
-
-    def backward(self, out, a, b):
-        super().backward(out, a, b)
-        if b.requires_grad:
-            loop(mse_backward_b, (b.size,), flat(a.value), flat(b.value), flat(out.grad), flat(b.grad))
+    forward_body, grad_a_body, grad_b_body = mse_loss_forward, mse_loss_grad_a, mse_loss_grad_b
 
 
 class _SignedLabelLoss(_PairLoss):
@@ -132,19 +131,19 @@ class _SignedLabelLoss(_PairLoss):
 
 class LogisticLoss(_SignedLabelLoss):
     name = "logistic_loss"
-    forward_body, backward_first = staticmethod(logistic_forward), staticmethod(logistic_backward)
+    forward_body, grad_s_body = logistic_loss_forward, logistic_loss_grad_s
 
 
 class HingeLoss(_SignedLabelLoss):
     name = "hinge_loss"
-    forward_body, backward_first = staticmethod(hinge_forward), staticmethod(hinge_backward)
+    forward_body, grad_s_body = hinge_loss_forward, hinge_loss_grad_s
 
 
 class BinaryCrossEntropy(_PairLoss):
     name = "binary_cross_entropy"
     inputs = ("p", "y")
     label_inputs = ("y",)
-    forward_body, backward_first = staticmethod(bce_forward), staticmethod(bce_backward)
+    forward_body, grad_p_body = binary_cross_entropy_forward, binary_cross_entropy_grad_p
 
     def validate(self, p, y):
         outside = ~((y.value >= 0) & (y.value <= 1))

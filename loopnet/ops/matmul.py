@@ -17,7 +17,8 @@ Each loop also declares, in one line, the contraction it computes (`loopnet.sche
 a compiled backend may run it in register-tiled blocks; the body stays the definition.
 """
 
-from loopnet.op import Op, loop, transposed
+from loopnet.loops import loop, transposed
+from loopnet.op import Op
 from loopnet.schedule import contraction
 
 

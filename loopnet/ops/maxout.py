@@ -13,7 +13,8 @@ piece won into `piece`, kept for the backward; ties go to the first piece.
 
 import numpy as np
 
-from loopnet.op import Op, loop, scratch
+from loopnet.loops import loop, scratch
+from loopnet.op import Op
 
 
 def maxout_forward(n, m, x, W, b, y, piece):

@@ -17,7 +17,7 @@ def square_forward(i, x, y):
     y[i] = x[i] * x[i]
 
 
-def square_backward(i, x, y, dy, dx):
+def square_grad_x(i, x, y, dy, dx):
     dx[i] += dy[i] * 2 * x[i]
 
 
@@ -25,7 +25,7 @@ def exp_forward(i, x, y):
     y[i] = scalar.exp(x[i])
 
 
-def exp_backward(i, x, y, dy, dx):
+def exp_grad_x(i, x, y, dy, dx):
     dx[i] += dy[i] * y[i]
 
 
@@ -33,7 +33,7 @@ def log_forward(i, x, y):
     y[i] = scalar.log(x[i])
 
 
-def log_backward(i, x, y, dy, dx):
+def log_grad_x(i, x, y, dy, dx):
     dx[i] += dy[i] / x[i]
 
 
@@ -41,7 +41,7 @@ def abs_forward(i, x, y):
     y[i] = -x[i] if x[i] < 0 else x[i]
 
 
-def abs_backward(i, x, y, dy, dx):
+def abs_grad_x(i, x, y, dy, dx):
     if x[i] > 0:
         dx[i] += dy[i]
     elif x[i] < 0:
@@ -50,22 +50,22 @@ def abs_backward(i, x, y, dy, dx):
 
 class Square(Elementwise):
     name = "square"
-    forward_body, backward_body = square_forward, square_backward
+    forward_body, grad_x_body = square_forward, square_grad_x
 
 
 class Exp(Elementwise):
     name = "exp"
-    forward_body, backward_body = exp_forward, exp_backward
+    forward_body, grad_x_body = exp_forward, exp_grad_x
 
 
 class Log(Elementwise):
     name = "log"
-    forward_body, backward_body = log_forward, log_backward
+    forward_body, grad_x_body = log_forward, log_grad_x
 
 
 class Abs(Elementwise):
     name = "abs"
-    forward_body, backward_body = abs_forward, abs_backward
+    forward_body, grad_x_body = abs_forward, abs_grad_x
 
 
 def square(x, name=None):

@@ -15,7 +15,8 @@ Windows do not overlap (stride = k), so the grid point (n, c, p, q) owns its win
 as well as its output: both loops are race-free in gather form.
 """
 
-from loopnet.op import Op, loop
+from loopnet.loops import loop
+from loopnet.op import Op
 
 
 def max_pool2d_forward(n, c, p, q, X, O, k):
@@ -27,7 +28,7 @@ def max_pool2d_forward(n, c, p, q, X, O, k):
     O[n, c, p, q] = best
 
 
-def max_pool2d_backward(n, c, p, q, X, dO, dX, k):
+def max_pool2d_grad_x(n, c, p, q, X, dO, dX, k):
     best_i, best_j = 0, 0
     for i in range(k):
         for j in range(k):
@@ -44,7 +45,7 @@ def avg_pool2d_forward(n, c, p, q, X, O, k):
     O[n, c, p, q] = acc / (k * k)
 
 
-def avg_pool2d_backward(n, c, p, q, X, dO, dX, k):
+def avg_pool2d_grad_x(n, c, p, q, X, dO, dX, k):
     share = dO[n, c, p, q] / (k * k)
     for i in range(k):
         for j in range(k):
@@ -53,7 +54,7 @@ def avg_pool2d_backward(n, c, p, q, X, dO, dX, k):
 
 class _Pool2d(Op):
     inputs = ("x",)
-    forward_body = backward_body = None
+    forward_body = grad_x_body = None
 
     def __init__(self, k):
         self.k = int(k)
@@ -70,17 +71,17 @@ class _Pool2d(Op):
 
     def backward(self, out, x):
         if x.requires_grad:
-            loop(self.backward_body, out.shape, x.value, out.grad, x.grad, self.k)
+            loop(self.grad_x_body, out.shape, x.value, out.grad, x.grad, self.k)
 
 
 class MaxPool2d(_Pool2d):
     name = "max_pool2d"
-    forward_body, backward_body = staticmethod(max_pool2d_forward), staticmethod(max_pool2d_backward)
+    forward_body, grad_x_body = max_pool2d_forward, max_pool2d_grad_x
 
 
 class AvgPool2d(_Pool2d):
     name = "avg_pool2d"
-    forward_body, backward_body = staticmethod(avg_pool2d_forward), staticmethod(avg_pool2d_backward)
+    forward_body, grad_x_body = avg_pool2d_forward, avg_pool2d_grad_x
 
 
 def max_pool2d(x, k, name=None):

@@ -7,7 +7,8 @@ The forward runs on a grid with one point (the whole sum is one output); the bac
 on a grid over x, since every element's gradient is independent.
 """
 
-from loopnet.op import Op, flat, loop
+from loopnet.loops import flat, loop
+from loopnet.op import Op
 
 
 def sum_forward(x, y):
@@ -17,7 +18,7 @@ def sum_forward(x, y):
     y[0] = acc
 
 
-def sum_backward(i, dy, dx):
+def sum_grad_x(i, dy, dx):
     dx[i] += dy[0]
 
 
@@ -28,14 +29,14 @@ def mean_forward(x, y):
     y[0] = acc / x.shape[0]
 
 
-def mean_backward(i, dy, dx):
+def mean_grad_x(i, dy, dx):
     dx[i] += dy[0] / dx.shape[0]
 
 
 class Sum(Op):
     name = "sum"
     inputs = ("x",)
-    forward_body, backward_body = staticmethod(sum_forward), staticmethod(sum_backward)
+    forward_body, grad_x_body = sum_forward, sum_grad_x
 
     def shape(self, x):
         return ()
@@ -45,12 +46,12 @@ class Sum(Op):
 
     def backward(self, out, x):
         if x.requires_grad:
-            loop(self.backward_body, (x.size,), flat(out.grad), flat(x.grad))
+            loop(self.grad_x_body, (x.size,), flat(out.grad), flat(x.grad))
 
 
 class Mean(Sum):
     name = "mean"
-    forward_body, backward_body = staticmethod(mean_forward), staticmethod(mean_backward)
+    forward_body, grad_x_body = mean_forward, mean_grad_x
 
     def shape(self, x):
         if x.size == 0:

@@ -6,14 +6,15 @@
 flatten(x) keeps the first axis (the minibatch) and joins the rest: (N, rest).
 """
 
-from loopnet.op import Op, flat, loop
+from loopnet.loops import flat, loop
+from loopnet.op import Op
 
 
-def copy_forward(i, x, y):
+def reshape_forward(i, x, y):
     y[i] = x[i]
 
 
-def copy_backward(i, dy, dx):
+def reshape_grad_x(i, dy, dx):
     dx[i] += dy[i]
 
 
@@ -43,11 +44,11 @@ class Reshape(Op):
         return tuple(target)
 
     def forward(self, out, x):
-        loop(copy_forward, (x.size,), flat(x.value), flat(out.value))
+        loop(reshape_forward, (x.size,), flat(x.value), flat(out.value))
 
     def backward(self, out, x):
         if x.requires_grad:
-            loop(copy_backward, (x.size,), flat(out.grad), flat(x.grad))
+            loop(reshape_grad_x, (x.size,), flat(out.grad), flat(x.grad))
 
 
 class Flatten(Reshape):

@@ -8,27 +8,23 @@ For one row x of length K, with m = max_k x[k] and s = sum_k e^(x[k] - m):
                   dx[k] += dy[k] - e^(y[k]) * sum_j dy[j]
 
 Subtracting the row's max first is the log-sum-exp trick: every exponent is <= 0, so
-nothing overflows, and the result is the same as without it (the e^-m cancels).
+nothing overflows, and the result is the same as without it (the e^-m cancels). m and s
+come from `scalar.row_max` and `scalar.row_sum_exp`, which softmax_cross_entropy shares.
 """
 
 from loopnet import scalar
-from loopnet.op import Op, loop, rows
+from loopnet.loops import loop, rows
+from loopnet.op import Op
 
 
 def softmax_forward(r, x, y):
-    top = x[r, 0]
-    for k in range(1, x.shape[1]):
-        if x[r, k] > top:
-            top = x[r, k]
-    total = y.dtype.type(0)
+    top = scalar.row_max(x, r)
+    total = scalar.row_sum_exp(x, r, top)
     for k in range(x.shape[1]):
-        y[r, k] = scalar.exp(x[r, k] - top)
-        total += y[r, k]
-    for k in range(x.shape[1]):
-        y[r, k] = y[r, k] / total
+        y[r, k] = scalar.exp(x[r, k] - top) / total
 
 
-def softmax_backward(r, y, dy, dx):
+def softmax_grad_x(r, y, dy, dx):
     dot = dx.dtype.type(0)
     for j in range(y.shape[1]):
         dot += dy[r, j] * y[r, j]
@@ -37,19 +33,13 @@ def softmax_backward(r, y, dy, dx):
 
 
 def log_softmax_forward(r, x, y):
-    top = x[r, 0]
-    for k in range(1, x.shape[1]):
-        if x[r, k] > top:
-            top = x[r, k]
-    total = y.dtype.type(0)
-    for k in range(x.shape[1]):
-        total += scalar.exp(x[r, k] - top)
-    log_total = scalar.log(total)
+    top = scalar.row_max(x, r)
+    log_total = scalar.log(scalar.row_sum_exp(x, r, top))
     for k in range(x.shape[1]):
         y[r, k] = x[r, k] - top - log_total
 
 
-def log_softmax_backward(r, y, dy, dx):
+def log_softmax_grad_x(r, y, dy, dx):
     total = dx.dtype.type(0)
     for j in range(y.shape[1]):
         total += dy[r, j]
@@ -60,7 +50,7 @@ def log_softmax_backward(r, y, dy, dx):
 class Softmax(Op):
     name = "softmax"
     inputs = ("x",)
-    forward_body, backward_body = staticmethod(softmax_forward), staticmethod(softmax_backward)
+    forward_body, grad_x_body = softmax_forward, softmax_grad_x
 
     def shape(self, x):
         if len(x.shape) == 0 or x.shape[-1] == 0:
@@ -74,12 +64,12 @@ class Softmax(Op):
     def backward(self, out, x):
         if x.requires_grad:
             grid = (rows(x.value).shape[0],)
-            loop(self.backward_body, grid, rows(out.value), rows(out.grad), rows(x.grad))
+            loop(self.grad_x_body, grid, rows(out.value), rows(out.grad), rows(x.grad))
 
 
 class LogSoftmax(Softmax):
     name = "log_softmax"
-    forward_body, backward_body = staticmethod(log_softmax_forward), staticmethod(log_softmax_backward)
+    forward_body, grad_x_body = log_softmax_forward, log_softmax_grad_x
 
 
 def softmax(x, name=None):

@@ -105,27 +105,39 @@ def gradcheck(output, wrt=None, *, upstream=None, eps=None, rtol=None, atol=None
     backward(output, grad=upstream)
     analytic = {id(n): np.array(n.grad, dtype=np.float64) for n in wrt}
     report = GradcheckReport(output.name, [n.name for n in wrt], eps, rtol, atol)
-
     for node in wrt:
-        values = node.value  # perturbed in place, then restored exactly
-        for index in np.ndindex(*node.shape):
-            original = values[index]
-            values[index] = original + eps
-            plus = objective()
-            values[index] = original - eps
-            minus = objective()
-            values[index] = original
-            numeric = (plus - minus) / (2 * eps)
-            ana = float(analytic[id(node)][index])
-            error = abs(numeric - ana)
-            scale = max(abs(numeric), abs(ana))
-            report.checked += 1
-            report.max_abs_error = max(report.max_abs_error, error)
-            if scale > atol:  # relative error means nothing where both are zero up to rounding
-                report.max_rel_error = max(report.max_rel_error, error / scale)
-            if not error <= atol + rtol * scale:  # `not <=` so that a NaN fails
-                report.failures.append(Mismatch("finite difference", node.name, index, numeric, ana))
+        _finite_differences(node, objective, analytic[id(node)], report)
+    _check_backward_again(output, wrt, upstream, analytic, report)
+    return report
 
+
+def _finite_differences(node, objective, analytic, report):
+    """Compare each element of `analytic` (node's grad) with a central difference of
+    `objective`, perturbing node's value in place and restoring it exactly."""
+    eps, rtol, atol = report.eps, report.rtol, report.atol
+    values = node.value
+    for index in np.ndindex(*node.shape):
+        original = values[index]
+        values[index] = original + eps
+        plus = objective()
+        values[index] = original - eps
+        minus = objective()
+        values[index] = original
+        numeric = (plus - minus) / (2 * eps)
+        ana = float(analytic[index])
+        error = abs(numeric - ana)
+        scale = max(abs(numeric), abs(ana))
+        report.checked += 1
+        report.max_abs_error = max(report.max_abs_error, error)
+        if scale > atol:  # relative error means nothing where both are zero up to rounding
+            report.max_rel_error = max(report.max_rel_error, error / scale)
+        if not error <= atol + rtol * scale:  # `not <=` so that a NaN fails
+            report.failures.append(Mismatch("finite difference", node.name, index, numeric, ana))
+
+
+def _check_backward_again(output, wrt, upstream, analytic, report):
+    """A second backward gives identical grads (zeroed, not accumulated across calls), and
+    a zero upstream gradient gives zero grads."""
     forward(output)
     backward(output, grad=upstream)
     for node in wrt:
@@ -135,7 +147,6 @@ def gradcheck(output, wrt=None, *, upstream=None, eps=None, rtol=None, atol=None
                 Mismatch("backward twice", node.name, tuple(int(i) for i in index),
                          float(analytic[id(node)][index]), float(again[index]))
             )
-
     backward(output, grad=np.zeros(output.shape))
     for node in wrt:
         zero = np.asarray(node.grad, dtype=np.float64)
@@ -143,7 +154,6 @@ def gradcheck(output, wrt=None, *, upstream=None, eps=None, rtol=None, atol=None
             report.failures.append(
                 Mismatch("zero upstream", node.name, tuple(int(i) for i in index), 0.0, float(zero[index]))
             )
-    return report
 
 
 def assert_gradcheck(output, wrt=None, **options):

@@ -2,9 +2,9 @@
 # What a real GPU is needed for, in one command: run it from the repository root on a
 # machine with an NVIDIA GPU and numba-cuda (the `device` tool's machines have both).
 #
-#     bash benchmarks/gpu.sh tests    # the whole suite on the GPU (NUMBA_ENABLE_CUDASIM=0)
-#     bash benchmarks/gpu.sh bench    # the CUDA rows of `cli.py bench` (launch, matmul, MNIST step, epoch)
-#     bash benchmarks/gpu.sh all      # both (the default)
+#     bash benchmarks/gpu_tests_and_bench.sh tests    # the whole suite on the GPU (NUMBA_ENABLE_CUDASIM=0)
+#     bash benchmarks/gpu_tests_and_bench.sh bench    # the CUDA rows of `cli.py bench` (launch, matmul, MNIST step, epoch)
+#     bash benchmarks/gpu_tests_and_bench.sh all      # both (the default)
 #
 # Logs go to $OUT (the device tool's folder that comes back) or to ./gpu-logs.
 # The tests take a few minutes, the benchmarks about two: split them across calls where
@@ -28,7 +28,7 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
   status=${PIPESTATUS[0]}
 fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
-  $python -c "from loopnet.bench import cuda_rows; cuda_rows()" 2>&1 | tee "$out/gpu-bench.log"
+  $python -c "from loopnet.tools.bench_cuda import cuda_rows; cuda_rows()" 2>&1 | tee "$out/gpu-bench.log"
   [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
 fi
 exit "$status"

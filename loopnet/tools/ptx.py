@@ -4,16 +4,22 @@ The CUDA simulator runs plain Python, so it accepts things real CUDA rejects (np
 list, an f-string). This compiles every driver the op set launches to PTX for a given
 compute capability (default 9.0, the H100), with numba's real CUDA compiler:
 
-    python -m loopnet.backends.cuda_ptx            # prints one line per kernel; exit 1 on failure
+    python -m loopnet.tools.ptx            # prints one line per kernel; exit 1 on failure
 
 It needs NVVM and NVRTC (the CUDA toolkit, or the nvidia-cuda-nvrtc wheel) but no GPU: the
 driver's compute capability, asked for when a device function compiles, is stood in for.
-Kernels and argument types are found by running every op's sample on the Python backend.
+Kernels and argument types are found by running every op's sample and every optimizer
+on the Python backend, with a recorder in place of its loop.
 """
 
-import os
 import sys
 import types
+
+import numpy as np
+
+import loopnet as ln
+from loopnet.backends import cuda_backend, drivers, python_backend
+from loopnet.tools.kernels import run_every_kernel
 
 
 class ToolchainMissing(RuntimeError):
@@ -23,19 +29,7 @@ class ToolchainMissing(RuntimeError):
 def launched_kernels():
     """{(body, grid rank, numba argument types)} for every loop the registered ops, the
     optimizers and the CUDA backend's own fill run, in float64 and float32."""
-    import warnings
-
     import numba
-    from hypothesis.errors import NonInteractiveExampleWarning
-
-    import loopnet as ln
-    from loopnet.backends import python_backend
-    from loopnet.testing.samples import SAMPLES
-
-    import numpy as np
-
-    from loopnet import optim
-    from loopnet.backends import cuda_backend
 
     seen = set()
 
@@ -45,45 +39,35 @@ def launched_kernels():
 
     saved, python_backend.watcher = python_backend.watcher, Recorder()
     try:
-        with ln.use("python"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", NonInteractiveExampleWarning)
-            for name in ln.OPS:
-                for dtype in ("float64", "float32"):
-                    node = SAMPLES[name](np.dtype(dtype)).example()
-                    ln.forward(node)
-                    ln.backward(node)
-            for dtype in ("float64", "float32"):
-                for name in optim.OPTIMIZERS:
-                    p = ln.Parameter(np.ones((2, 2), dtype))
-                    p._grad = np.ones((2, 2), dtype)
-                    optim.make_optimizer(name, [p], 0.1, clip=1.0).step()
-                # cuda_backend.fill runs fill_body on device arrays only
-                seen.add((cuda_backend.fill_body, 1, (numba.typeof(np.zeros(2, dtype)), numba.typeof(1.0))))
+        with ln.use("python"):
+            run_every_kernel()
     finally:
         python_backend.watcher = saved
+    for dtype in ("float64", "float32"):  # cuda_backend.fill runs fill_body on device arrays only
+        seen.add((cuda_backend.fill_body, 1, (numba.typeof(np.zeros(2, dtype)), numba.typeof(1.0))))
     return seen
+
+
+def _stand_in_for_a_gpu(cc):
+    """Set numba.cuda up to compile with no GPU: device functions ask the driver for its
+    compute capability, so answer for it."""
+    if drivers.cuda_simulated():
+        raise RuntimeError("unset NUMBA_ENABLE_CUDASIM: the simulator has no compiler")
+    drivers.restore_row_stack()
+    from numba import cuda
+    from numba.cuda import dispatcher
+
+    dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=cc)
+    cuda_backend.cuda = cuda
+    drivers.register_helpers()
+    return cuda
 
 
 def compile_all(cc=(9, 0), out=print):
     """Compile every launched kernel to PTX; returns the list of (kernel, error) failures."""
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-        raise RuntimeError("unset NUMBA_ENABLE_CUDASIM: the simulator has no compiler")
-    import numpy as np
+    from numba import types as nb_types
 
-    if not hasattr(np, "row_stack"):
-        np.row_stack = np.vstack
-    from numba import cuda, types as nb_types
-    from numba.cuda import dispatcher
-
-    # device functions ask the driver for its compute capability; answer for it
-    dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=cc)
-    from loopnet import scalar
-    from loopnet.backends import cuda_backend
-    from numba.extending import register_jitable
-
-    cuda_backend.cuda = cuda
-    for helper in scalar.HELPERS:
-        register_jitable(helper)
+    cuda = _stand_in_for_a_gpu(cc)
     failures = []
     for body, rank, arg_types in sorted(launched_kernels(), key=lambda k: (k[0].__module__, k[0].__name__, str(k[2]))):
         drive = cuda_backend._load_driver(body, rank)

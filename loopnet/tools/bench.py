@@ -1,9 +1,11 @@
-"""CPU benchmarks: loopnet's loops against NumPy and PyTorch, measured in the same run.
+"""Benchmarks on the CPU: loopnet's Numba loops against NumPy and PyTorch, measured in
+the same run. (The GPU rows are in loopnet.tools.bench_cuda; `cli.py bench` prints both.)
 
 Every figure is a median over repeated runs, printed with the ratio to a reference
 timed in the same process with the same thread count. Run `python cli.py bench` or
-`python benchmarks/cpu.py`; PyTorch rows appear when torch is installed
-(`pip install torch==2.13.0`).
+`python benchmarks/cpu_vs_numpy_torch.py`; PyTorch rows appear when torch is installed
+(`pip install torch==2.13.0`). Also the pieces the GPU rows reuse: `median_time`, the
+MLP graph and its NumPy and PyTorch twins, the digits epoch.
 """
 
 import os
@@ -26,7 +28,7 @@ def median_time(run, repeats, warmup=2):
     return statistics.median(times)
 
 
-def _torch(threads):
+def load_torch(threads):
     try:
         import torch
     except ImportError:
@@ -35,7 +37,7 @@ def _torch(threads):
     return torch
 
 
-def _row(rows, name, contender, seconds, reference_seconds, extra=""):
+def add_row(rows, name, contender, seconds, reference_seconds, extra=""):
     rows.append((name, contender, seconds, reference_seconds / seconds if reference_seconds else None, extra))
 
 
@@ -51,15 +53,17 @@ def bench_matmul(rows, torch, sizes, repeats):
             reps = max(3, repeats // max(1, n // 256) ** 2)  # fewer repeats for the slow large sizes
             t_np = median_time(lambda: a @ b, reps)
             t_ln = median_time(lambda: ln.forward(C), reps)
-            _row(rows, name, "numpy (BLAS)", t_np, t_np, f"{flops / t_np / 1e9:.1f} GFLOP/s")
-            _row(rows, name, "loopnet numba", t_ln, t_np, f"{flops / t_ln / 1e9:.1f} GFLOP/s, {100 * t_np / t_ln:.0f}% of BLAS")
+            add_row(rows, name, "numpy (BLAS)", t_np, t_np, f"{flops / t_np / 1e9:.1f} GFLOP/s")
+            add_row(rows, name, "loopnet numba", t_ln, t_np, f"{flops / t_ln / 1e9:.1f} GFLOP/s, {100 * t_np / t_ln:.0f}% of BLAS")
             if torch is not None:
                 ta, tb = torch.from_numpy(a), torch.from_numpy(b)
                 t_t = median_time(lambda: ta @ tb, reps)
-                _row(rows, name, "torch", t_t, t_np, f"{flops / t_t / 1e9:.1f} GFLOP/s")
+                add_row(rows, name, "torch", t_t, t_np, f"{flops / t_t / 1e9:.1f} GFLOP/s")
 
 
-def _mlp_graph(sizes, batch, dtype, rng):
+def mlp_graph(sizes, batch, dtype, rng):
+    """(x, labels, params, loss) of an MLP with layer sizes `sizes`: affine layers with
+    ReLU between them, softmax cross-entropy on top, random data of `batch` rows."""
     x = ln.Input(rng.standard_normal((batch, sizes[0])).astype(dtype), name="x")
     labels = ln.Input(rng.integers(0, sizes[-1], batch), name="labels")
     params, h = [], x
@@ -73,7 +77,7 @@ def _mlp_graph(sizes, batch, dtype, rng):
     return x, labels, params, ln.softmax_cross_entropy(h, labels)
 
 
-def _numpy_mlp_step(x, y, params):
+def numpy_mlp_step(x, y, params):
     """Forward + backward of the same MLP in NumPy (the reference)."""
     hs, h = [x], x
     layers = list(zip(params[::2], params[1::2]))
@@ -97,7 +101,7 @@ def _numpy_mlp_step(x, y, params):
     return grads
 
 
-def _torch_mlp(torch, params, device="cpu"):
+def torch_mlp(torch, params, device="cpu"):
     tparams = [torch.tensor(p.value, requires_grad=True, device=device) for p in params]
 
     def step(x, y):
@@ -117,22 +121,22 @@ def _torch_mlp(torch, params, device="cpu"):
 
 def bench_step(rows, torch, name, sizes, batch, dtype, repeats, backends=("numba",)):
     rng = np.random.default_rng(0)
-    x, labels, params, loss = _mlp_graph(sizes, batch, dtype, rng)
+    x, labels, params, loss = mlp_graph(sizes, batch, dtype, rng)
     values = [p.value for p in params]
-    t_np = median_time(lambda: _numpy_mlp_step(x.value, labels.value, values), repeats)
-    _row(rows, name, "numpy", t_np, t_np)
+    t_np = median_time(lambda: numpy_mlp_step(x.value, labels.value, values), repeats)
+    add_row(rows, name, "numpy", t_np, t_np)
     for backend in backends:
         with ln.use(backend):
             def step():
                 ln.forward(loss)
                 ln.backward(loss)
             t = median_time(step, repeats if backend != "python" else 3, warmup=1)
-        _row(rows, name, f"loopnet {backend}", t, t_np)
+        add_row(rows, name, f"loopnet {backend}", t, t_np)
     if torch is not None:
-        _, step = _torch_mlp(torch, params)
+        _, step = torch_mlp(torch, params)
         tx, ty = torch.from_numpy(x.value), torch.from_numpy(labels.value)
         t_t = median_time(lambda: step(tx, ty), repeats)
-        _row(rows, name, "torch", t_t, t_np)
+        add_row(rows, name, "torch", t_t, t_np)
 
 
 class DigitsEpoch:
@@ -150,7 +154,7 @@ class DigitsEpoch:
         rng = np.random.default_rng(0)
         data = rng.uniform(0, 1, (examples, sizes[0])).astype(dtype)
         targets = rng.integers(0, sizes[-1], examples)
-        self.x, self.labels, self.params, self.loss = _mlp_graph(sizes, batch, dtype, rng)
+        self.x, self.labels, self.params, self.loss = mlp_graph(sizes, batch, dtype, rng)
         self.initial = [p.value.copy() for p in self.params]  # (on CPU backends .value is updated in place)
         self.batches = [(data[i:i + batch], targets[i:i + batch]) for i in range(0, examples - batch + 1, batch)]
         self.optimizer = make_optimizer("sgd", self.params, lr)
@@ -167,7 +171,7 @@ class DigitsEpoch:
     def numpy(self):
         values = [v.copy() for v in self.initial]
         for xb, yb in self.batches:
-            for v, g in zip(values, reversed_pairs(_numpy_mlp_step(xb, yb, values))):
+            for v, g in zip(values, reversed_pairs(numpy_mlp_step(xb, yb, values))):
                 v -= self.lr * g
         return values
 
@@ -175,11 +179,11 @@ class DigitsEpoch:
 def bench_epoch(rows, torch, repeats):
     epoch = DigitsEpoch()
     t_np = median_time(epoch.numpy, repeats, warmup=1)
-    _row(rows, "digits MLP epoch", "numpy", t_np, t_np, f"{len(epoch.batches)} steps")
+    add_row(rows, "digits MLP epoch", "numpy", t_np, t_np, f"{len(epoch.batches)} steps")
     t_ln = median_time(lambda: epoch.loopnet("numba"), repeats, warmup=1)
-    _row(rows, "digits MLP epoch", "loopnet numba", t_ln, t_np)
+    add_row(rows, "digits MLP epoch", "loopnet numba", t_ln, t_np)
     if torch is not None:
-        tparams, step = _torch_mlp(torch, epoch.params)
+        tparams, step = torch_mlp(torch, epoch.params)
         tb = [(torch.from_numpy(xb), torch.from_numpy(yb)) for xb, yb in epoch.batches]
 
         def torch_epoch():
@@ -190,21 +194,28 @@ def bench_epoch(rows, torch, repeats):
                         p -= epoch.lr * p.grad
 
         t_t = median_time(torch_epoch, repeats, warmup=1)
-        _row(rows, "digits MLP epoch", "torch", t_t, t_np)
+        add_row(rows, "digits MLP epoch", "torch", t_t, t_np)
 
 
 def reversed_pairs(grads):
-    """_numpy_mlp_step yields grads last layer first, (dW, db) each: back to param order."""
+    """numpy_mlp_step yields grads last layer first, (dW, db) each: back to param order."""
     pairs = [grads[i:i + 2] for i in range(0, len(grads), 2)]
     return [g for pair in reversed(pairs) for g in pair]
 
 
+def print_rows(rows, out=print):
+    for name, contender, seconds, ratio, extra in rows:
+        ratio_text = f"{ratio:.2f}x" if ratio else "-"
+        out(f"{name:<36} {contender:<15} {seconds * 1e3:>8.3f}ms {ratio_text:>8}  {extra}")
+
+
 def run(quick=False, threads=None, out=print):
+    """Every CPU row, printed with a header; returns the rows."""
     threads = threads or os.cpu_count()
     import numba
 
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    torch = _torch(threads)
+    torch = load_torch(threads)
     repeats = 5 if quick else 21
     rows = []
     with ln.use("numba"):
@@ -218,99 +229,6 @@ def run(quick=False, threads=None, out=print):
         f"{numba.get_num_threads()}, torch {torch.get_num_threads() if torch else '-'}, "
         f"BLAS default ({os.cpu_count()} cores); torch {'%s' % torch.__version__ if torch else 'not installed'}")
     out(f"{'benchmark':<36} {'contender':<15} {'median':>10} {'vs ref':>8}  notes")
-    for name, contender, seconds, ratio, extra in rows:
-        ratio_text = f"{ratio:.2f}x" if ratio else "-"
-        out(f"{name:<36} {contender:<15} {seconds * 1e3:>8.3f}ms {ratio_text:>8}  {extra}")
+    print_rows(rows, out)
     out("vs ref: reference time / contender time (>1 is faster than the reference, the first row of each group)")
-    out("")
-    rows += cuda_rows(out=out, repeats=5 if quick else 21)
-    return rows
-
-
-# ---------------------------------------------------------------------------------------
-# CUDA rows: need a real GPU (the simulator's timings mean nothing)
-
-
-def cuda_rows(out=print, repeats=21):
-    """Time the cuda backend against torch on the same GPU; a note instead where no GPU."""
-    from loopnet.backends import get_backend
-    from loopnet.errors import BackendError
-
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-        out("cuda rows skipped: NUMBA_ENABLE_CUDASIM=1 (the simulator's timings mean nothing)")
-        return []
-    try:
-        backend = get_backend("cuda")
-    except BackendError as err:
-        out(f"cuda rows skipped: {err}")
-        return []
-    from loopnet.op import loop, transposed
-    from loopnet.ops.matmul import matmul_forward
-
-    cuda = backend.cuda
-    torch = _torch(os.cpu_count())
-    if torch is not None and torch.cuda.is_available():
-        torch.backends.cuda.matmul.allow_tf32 = False  # compare like with like: true float32
-    else:
-        torch = None
-    rows = []
-
-    def timed(run):
-        def synced():
-            run()
-            cuda.synchronize()
-        return median_time(synced, repeats)
-
-    with ln.use("cuda"):
-        tiny = backend.zeros((1,), np.float32)
-        t_launch = timed(lambda: backend.fill(tiny, 1.0))
-        _row(rows, "launch + sync, 1 thread", "loopnet cuda", t_launch, t_launch)
-        for dtype in (np.float32, np.float64):
-            for n in (1024, 2048, 4096):
-                rng = np.random.default_rng(0)
-                a = backend.adopt(rng.standard_normal((n, n)).astype(dtype))
-                b = backend.adopt(rng.standard_normal((n, n)).astype(dtype))
-                c = backend.empty((n, n), dtype)
-                flops = 2 * n**3
-                name = f"matmul {n} {np.dtype(dtype).name}"
-                t_ln = timed(lambda: loop(matmul_forward, (n, n), a, transposed(b), c))
-                reference = t_ln
-                if torch is not None:
-                    ta, tb = torch.as_tensor(a.copy_to_host(), device="cuda"), torch.as_tensor(b.copy_to_host(), device="cuda")
-                    reference = timed(lambda: ta @ tb)
-                    _row(rows, name, "torch (cuBLAS)", reference, reference, f"{flops / reference / 1e12:.2f} TFLOP/s")
-                _row(rows, name, "loopnet cuda", t_ln, reference, f"{flops / t_ln / 1e12:.2f} TFLOP/s")
-        for batch in (64, 256):
-            rng = np.random.default_rng(0)
-            x, labels, params, loss = _mlp_graph((784, 500, 10), batch, np.float32, rng)
-
-            def step():
-                ln.forward(loss)  # returns the loss: one number back, which also synchronises
-                ln.backward(loss)
-
-            t_gpu = median_time(step, repeats)
-            with ln.use("numba"):
-                t_cpu = median_time(step, repeats)
-            name = f"MNIST net step b{batch} f32"
-            _row(rows, name, "loopnet numba", t_cpu, t_cpu)
-            _row(rows, name, "loopnet cuda", t_gpu, t_cpu)
-            if torch is not None:
-                tparams, torch_step = _torch_mlp(torch, params, device="cuda")
-                tx = torch.as_tensor(x.value, device="cuda")
-                ty = torch.as_tensor(labels.value, device="cuda")
-                _row(rows, name, "torch cuda", timed(lambda: torch_step(tx, ty)), t_cpu)
-        epoch = DigitsEpoch()
-        epoch_repeats = max(3, repeats // 4)
-        t_cpu = median_time(lambda: epoch.loopnet("numba"), epoch_repeats, warmup=1)
-
-        def gpu_epoch():
-            epoch.loopnet("cuda")
-            cuda.synchronize()  # the last update is still running when the loop returns
-
-        t_gpu = median_time(gpu_epoch, epoch_repeats, warmup=1)
-        name = f"digits MLP epoch ({len(epoch.batches)} steps)"
-        _row(rows, name, "loopnet numba", t_cpu, t_cpu)
-        _row(rows, name, "loopnet cuda", t_gpu, t_cpu)
-    for name, contender, seconds, ratio, extra in rows:
-        out(f"{name:<36} {contender:<15} {seconds * 1e3:>8.3f}ms {ratio:>7.2f}x  {extra}")
     return rows

@@ -1,36 +1,11 @@
-"""The command line: `python cli.py COMMAND` or, once installed, `loopnet COMMAND`.
-
-A thin layer over the library: each command calls functions you can also call from
-Python. Errors print one line on stderr and exit 1; click's usage errors exit 2.
-"""
+"""The reading commands: trace, jacobian, ops, gradcheck. Each runs forward and backward
+once (or checks them) and prints what a learner reads line by line."""
 
 import sys
 
 import click
 
-from loopnet.backends import BACKENDS
-from loopnet.errors import LoopnetError
-
-
-class _OneLineErrors(click.Group):
-    """Turn loopnet's errors into `error: ...` on stderr and exit 1, with no traceback."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except LoopnetError as err:
-            click.echo(f"error: {err}", err=True)
-            sys.exit(1)
-
-
-@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="loopnet", message="loopnet %(version)s")
-def main():
-    """loopnet: backpropagation as explicit scalar loops.
-
-    Every op is a loop nest over scalars, forward and backward, that you can read in
-    loopnet/ops/ and step through in a debugger. Start with `trace xor`.
-    """
+from loopnet.cli.common import DTYPES, backend_option, fail, select_backend
 
 
 def _target_help():
@@ -46,22 +21,16 @@ def _target_help():
     )
 
 
-def _select_backend(name):
-    import loopnet as ln
-
-    ln.use(name or ln.default_backend())
-
-
 BACKEND_HELP = "Which backend runs the loops. Default: $LOOPNET_BACKEND, else numba where installed, else python."
 
 
-@main.command(help=_target_help())
+@click.command(help=_target_help())
 @click.argument("target")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "dot"]), default="text", show_default=True,
               help="text: an aligned table; json: {\"nodes\": [...]} with full-precision numbers; "
                    "dot: a Graphviz picture of the graph (render with `dot -Tpng`).")
-@click.option("--backend", type=click.Choice(BACKENDS), default=None, help=BACKEND_HELP)
-@click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None,
+@backend_option(BACKEND_HELP)
+@click.option("--dtype", type=click.Choice(DTYPES), default=None,
               help="Convert every float leaf to this dtype first (default: as the target built them).")
 @click.option("--check-finite", is_flag=True, help="Stop at the first node whose value or grad is NaN or Inf.")
 @click.option("--explain", "element", metavar="NODE[i,j]",
@@ -74,12 +43,12 @@ def trace(target, fmt, backend, dtype, check_finite, element, counts):
     from loopnet.targets import build_target
     from loopnet.tracing import counts_table, to_dot, to_json, to_text, trace as run_trace
 
-    _select_backend("python" if (element or counts) and not backend else backend)
+    select_backend(backend, "python" if element or counts else None)
     node = build_target(target)
     if dtype:
         ln.set_dtype(node, dtype)
     if counts:
-        from loopnet.backends.watch import watch
+        from loopnet.watch import watch
 
         with watch(check_ownership=False) as watcher:
             records = run_trace(node, check_finite=check_finite)
@@ -93,11 +62,11 @@ def trace(target, fmt, backend, dtype, check_finite, element, counts):
     click.echo({"json": to_json, "dot": to_dot, "text": to_text}[fmt](records))
 
 
-@main.command()
+@click.command()
 @click.argument("target")
 @click.option("--of", "of_name", required=True, metavar="NODE", help="The node whose elements are the rows.")
 @click.option("--wrt", "wrt_name", required=True, metavar="NODE", help="The node to differentiate by (the columns).")
-@click.option("--backend", type=click.Choice(BACKENDS), default=None, help=BACKEND_HELP)
+@backend_option(BACKEND_HELP)
 def jacobian(target, of_name, wrt_name, backend):
     """Print the Jacobian d OF / d WRT of TARGET's graph, built from the backward loops.
 
@@ -109,7 +78,7 @@ def jacobian(target, of_name, wrt_name, backend):
     from loopnet.explain import find_node, jacobian as make_jacobian
     from loopnet.targets import build_target
 
-    _select_backend(backend)
+    select_backend(backend)
     root = build_target(target)
     of, wrt = find_node(root, of_name), find_node(root, wrt_name)
     J = make_jacobian(of, wrt)
@@ -118,7 +87,7 @@ def jacobian(target, of_name, wrt_name, backend):
     click.echo(np.array2string(matrix, precision=6, suppress_small=True, max_line_width=160, threshold=10**6))
 
 
-@main.command()
+@click.command()
 @click.argument("names", nargs=-1)
 def ops(names):
     """List the ops with their math, or show NAMES' math and loops in full."""
@@ -128,7 +97,7 @@ def ops(names):
 
     unknown = [n for n in names if n not in ln.OPS]
     if unknown:
-        raise click.ClickException(f"unknown op {unknown[0]!r}; see `ops` for the list")
+        fail(f"unknown op {unknown[0]!r}; see `ops` for the list")
     if names:
         for name in names:
             function = ln.OPS[name]
@@ -141,13 +110,12 @@ def ops(names):
         click.echo(f"{name:<{width}}  {function.__doc__.strip().splitlines()[0]}")
 
 
-@main.command()
+@click.command()
 @click.argument("names", nargs=-1)
 @click.option("--examples", type=click.IntRange(1), default=25, show_default=True,
               help="Random inputs (drawn by Hypothesis) per op.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the random inputs.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="python", show_default=True,
-              help="Backend for the analytic gradients (finite differences use the same one).")
+@backend_option("Backend for the analytic gradients (finite differences use the same one).", default="python")
 def gradcheck(names, examples, seed, backend):
     """Check every op's backward loops (or NAMES') against central differences.
 
@@ -159,8 +127,8 @@ def gradcheck(names, examples, seed, backend):
 
     unknown = [n for n in names if n not in ln.OPS]
     if unknown:
-        raise click.ClickException(f"unknown op {unknown[0]!r}; see `ops` for the list")
-    _select_backend(backend)
+        fail(f"unknown op {unknown[0]!r}; see `ops` for the list")
+    select_backend(backend)
     names = names or tuple(ln.OPS)
     click.echo(f"{'op':<24} {'examples':>8} {'max abs err':>12} {'max rel err':>12}  result")
     failures = []
@@ -174,62 +142,3 @@ def gradcheck(names, examples, seed, backend):
         click.echo(f"\n{result.name}: {result.failure}", err=True)
     if failures:
         sys.exit(1)
-
-
-@main.command()
-@click.option("--dtype", "dtypes", type=click.Choice(["float64", "float32"]), multiple=True,
-              help="Compile for these dtypes (repeatable). Default: both.")
-def warmup(dtypes):
-    """Compile every op's Numba kernels ahead, into the on-disk cache.
-
-    The first run of the numba backend compiles each kernel it meets (seconds each);
-    later runs load them from the cache in well under a second. Run this once after
-    installing (or after editing an op) so no later command waits. The cache lives in
-    $LOOPNET_CACHE_DIR, else ~/.cache/loopnet.
-    """
-    import time
-
-    import loopnet as ln
-    from loopnet.backends import numba_backend
-
-    ln.use("numba")  # an explicit error if Numba is missing
-    dtypes = dtypes or ("float64", "float32")
-    started = time.perf_counter()
-    with click.progressbar(length=len(ln.OPS), label="warming up kernels", file=sys.stderr,
-                           item_show_func=lambda name: name) as bar:
-        count = numba_backend.warmup(dtypes, on_op=lambda name: bar.update(1, name))
-    click.echo(f"{count} drivers ready for {', '.join(dtypes)} in {time.perf_counter() - started:.1f} s; "
-               f"cache: {numba_backend.cache_dir()}")
-
-
-@main.command()
-@click.option("--quick", is_flag=True, help="Fewer sizes and repeats (about a minute).")
-@click.option("--threads", type=click.IntRange(1), default=None, help="Threads for every contender (default: all cores).")
-def bench(quick, threads):
-    """Time loopnet's Numba loops against NumPy and PyTorch CPU, in one run.
-
-    Prints medians and ratios to a reference measured in the same process: matmul
-    (GFLOP/s, % of NumPy's BLAS), an affine layer, the lectures' MNIST network step,
-    a small MLP on Python vs Numba, and a digits-MLP epoch. PyTorch rows appear when
-    torch is installed (pip install torch==2.13.0). With a GPU, CUDA rows follow: launch
-    overhead, matmul 1024-4096 against cuBLAS (TF32 off), the MNIST step at batch 64
-    and 256 against Numba; without one, a note says why they are skipped.
-    """
-    import loopnet as ln
-    from loopnet.bench import run
-
-    ln.use("numba")
-    run(quick=quick, threads=threads, out=click.echo)
-
-
-def _add_training_commands():
-    from loopnet.train_cli import evaluate, train
-
-    main.add_command(train)
-    main.add_command(evaluate)
-
-
-_add_training_commands()
-
-if __name__ == "__main__":
-    main()

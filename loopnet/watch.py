@@ -16,6 +16,8 @@ import contextlib
 import itertools
 from collections import defaultdict
 
+from loopnet import graph
+from loopnet.backends import current_backend, python_backend
 from loopnet.errors import LoopnetError
 
 
@@ -83,8 +85,6 @@ class Watch:
         self.point = self.body = None
 
     def run(self, body, grid, args):
-        from loopnet import graph
-
         node, phase = graph.current_step if graph.current_step else ("(outside a graph)", "forward")
         name = getattr(node, "name", node)
         self.counter = self.counts[name][phase]
@@ -107,8 +107,6 @@ class Watch:
 @contextlib.contextmanager
 def watch(counts=True, check_ownership=True):
     """Record reads, writes, arithmetic and write ownership of every loop run inside."""
-    from loopnet.backends import current_backend, python_backend
-
     if current_backend() is not python_backend:
         raise LoopnetError("watch() records the Python backend's loops: run inside ln.use('python')")
     watcher = Watch(counts, check_ownership)

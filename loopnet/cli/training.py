@@ -1,0 +1,194 @@
+"""The training commands: train and evaluate. Each model's defaults, and the choices of
+every option, come from the registries (models.MODELS, optim.OPTIMIZERS, init.SCHEMES,
+data.DATASETS); every option overrides the model's defaults."""
+
+import os
+import sys
+
+import click
+
+from loopnet import data as datasets, init, models, optim, training
+from loopnet.cli.common import DTYPES, backend_option, fail, select_backend
+
+
+def _per_model(field):
+    """'xor 300, logistic 20, ...': one training default of every model, for --help."""
+    return ", ".join(f"{name} {getattr(spec, field)}" for name, spec in models.MODELS.items())
+
+
+def _models_using(option):
+    return ", ".join(name for name, spec in models.MODELS.items() if option in spec.uses)
+
+
+def _model_list():
+    return "\n".join(f"  {name:<10} {spec.summary}" for name, spec in models.MODELS.items())
+
+
+def _spec(model):
+    if model not in models.MODELS:
+        fail(f"unknown model {model!r}; choose one of: {', '.join(models.MODELS)}")
+    return models.MODELS[model]
+
+
+class _Progress:
+    """A progress bar per epoch on stderr, and one summary line per epoch on stdout."""
+
+    def __init__(self, epochs, first_epoch):
+        self.epochs, self.epoch, self.bar = epochs, first_epoch, None
+
+    def on_batch(self, i, total, loss):
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=f"epoch {self.epoch}/{self.epochs}", file=sys.stderr,
+                                         show_eta=False)
+            self.bar.__enter__()
+        self.bar.update(1)
+
+    def close_bar(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+    def on_epoch(self, record):
+        self.close_bar()
+        click.echo(f"epoch {record['epoch']:>3}/{self.epochs}  train loss {record['train_loss']:.4f}  "
+                   f"val acc {100 * record['val_accuracy']:6.2f}%  lr {record['lr']:.4g}  {record['seconds']:.2f} s")
+        self.epoch = record["epoch"] + 1
+
+
+def _plot(path, history):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    left.plot(epochs, [r["train_loss"] for r in history])
+    left.set(xlabel="epoch", ylabel="train loss", title="loss")
+    right.plot(epochs, [100 * r["val_accuracy"] for r in history])
+    right.set(xlabel="epoch", ylabel="validation accuracy (%)", title="accuracy")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def _data_name(spec, data, data_dir):
+    if data_dir and data not in (None, "mnist"):
+        fail(f"--data-dir is for mnist; it cannot be used with --data {data}")
+    return "mnist" if data_dir else (data or spec.data)
+
+
+def _check_before_work(config, checkpoint, plot):
+    """Everything that can be checked before any work, so a bad option loses nothing."""
+    if not config.lr > 0:
+        fail(f"--lr must be positive, got {config.lr}")
+    if config.epochs < 1 or config.batch_size < 1:
+        fail("--epochs and --batch-size must be at least 1")
+    if plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            fail("--plot needs matplotlib: pip install matplotlib")
+    if checkpoint and not os.path.isdir(os.path.dirname(os.path.abspath(checkpoint))):
+        fail(f"the directory for --checkpoint {checkpoint} does not exist")
+
+
+def _train_epochs(net, dataset, config, state, optimizer_state, checkpoint):
+    """Run training with a progress display; Ctrl-C says what was kept and exits 130."""
+    progress = _Progress(config.epochs, (state.epoch if state else 0) + 1)
+    try:
+        return training.train(net, dataset, config, state, optimizer_state, checkpoint,
+                              on_batch=progress.on_batch, on_epoch=progress.on_epoch)
+    except KeyboardInterrupt:
+        progress.close_bar()
+        saved = f"the checkpoint in {checkpoint} holds the last finished epoch" if checkpoint else "no --checkpoint, nothing saved"
+        click.echo(f"\ninterrupted: {saved}", err=True)
+        sys.exit(130)
+
+
+@click.command(help=f"""Train MODEL and report its test accuracy.
+
+Shows a progress bar per epoch and one line per epoch (train loss, validation
+accuracy, learning rate, seconds). Example: `python cli.py train mlp --epochs 30`.
+
+\b
+Models:
+{_model_list()}""")
+@click.argument("model")
+@click.option("--data", help=f"{', '.join(datasets.DATASETS)} (default: the model's own).")
+@click.option("--data-dir", type=click.Path(), help="Directory with the MNIST IDX files (raw or .gz); implies --data mnist.")
+@click.option("--epochs", type=int, help=f"Epochs to train (default per model: {_per_model('epochs')}).")
+@click.option("--lr", type=float, help=f"Learning rate (default per model: {_per_model('lr')}).")
+@click.option("--batch-size", type=int, help=f"Minibatch size; gradients are averaged over it (default: {_per_model('batch_size')}).")
+@click.option("--optimizer", type=click.Choice(list(optim.OPTIMIZERS)), help=f"Update rule (default: {_per_model('optimizer')}).")
+@click.option("--momentum", type=float, default=0.9, show_default=True, help="mu for --optimizer momentum.")
+@click.option("--weight-decay", type=float, default=0.0, show_default=True, help="L2 penalty lambda on weights.")
+@click.option("--clip", type=float, default=None, help="Clip the gradient norm to this value.")
+@click.option("--dropout", type=float, default=0.0, show_default=True, help=f"Dropout before the last layer ({_models_using('dropout')}).")
+@click.option("--width", type=int, default=None, help="; ".join(f"{name}: {spec.width_help}" for name, spec in models.MODELS.items() if spec.width_help) + ".")
+@click.option("--channels", type=int, default=16, show_default=True, help=f"Convolution channels ({_models_using('channels')}).")
+@click.option("--init", "init_scheme", type=click.Choice(init.SCHEMES), default=init.SCHEMES[0], show_default=True,
+              help="uniform: the slides' U[-1/sqrt(n), 1/sqrt(n)].")
+@click.option("--patience", type=int, default=None, help="Stop after this many epochs without a better validation accuracy.")
+@click.option("--lr-patience", type=int, default=None,
+              help=f"Halve the lr after this many epochs without a better validation accuracy (0: never; default: {_per_model('lr_patience')}).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds initialisation, splits, shuffling, dropout.")
+@backend_option(f"Default per model: {_per_model('backend')}.")
+@click.option("--dtype", type=click.Choice(DTYPES), default=DTYPES[0], show_default=True)
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Save here after every epoch (atomically) and keep it on Ctrl-C.")
+@click.option("--resume", type=click.Path(dir_okay=False), help="Continue from this checkpoint exactly where it stopped.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Save loss and accuracy curves to this PNG (needs matplotlib).")
+def train(model, data, data_dir, epochs, lr, batch_size, optimizer, momentum, weight_decay, clip, dropout, width,
+          channels, init_scheme, patience, lr_patience, seed, backend, dtype, checkpoint, resume, plot):
+    spec = _spec(model)
+    config = training.TrainConfig(
+        epochs=spec.epochs if epochs is None else epochs, lr=spec.lr if lr is None else lr,
+        batch_size=spec.batch_size if batch_size is None else batch_size, optimizer=optimizer or spec.optimizer,
+        momentum=momentum, weight_decay=weight_decay, clip=clip, seed=seed,
+        lr_patience=spec.lr_patience if lr_patience is None else lr_patience,
+        patience=patience, data=_data_name(spec, data, data_dir),
+    )
+    _check_before_work(config, checkpoint, plot)
+    select_backend(backend, spec.backend)
+    dataset = datasets.load(config.data, seed=seed, data_dir=data_dir)
+    net = models.build(model, dataset.input_shape, dataset.classes, width=width, channels=channels,
+                       dropout=dropout, init_scheme=init_scheme, dtype=dtype, seed=seed)
+    state = optimizer_state = None
+    if resume:
+        state, optimizer_state = training.resume(resume, net, config)
+        click.echo(f"resumed from {resume} after epoch {state.epoch}")
+    state = _train_epochs(net, dataset, config, state, optimizer_state, checkpoint)
+    test = training.accuracy(net, dataset.test)
+    click.echo(f"test accuracy {100 * test:.2f}% (best validation {100 * state.best_accuracy:.2f}% at epoch {state.best_epoch})")
+    if plot:
+        _plot(plot, state.history)
+        click.echo(f"curves saved to {plot}")
+
+
+@click.command()
+@click.argument("model")
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False), help="A checkpoint saved by train.")
+@click.option("--data-dir", type=click.Path(), help="MNIST IDX directory, for a model trained on mnist.")
+@backend_option("Default: the model's training default.")
+def evaluate(model, checkpoint, data_dir, backend):
+    """Test accuracy and confusion matrix of a trained MODEL from its checkpoint."""
+    spec = _spec(model)
+    meta, arrays = training.load_checkpoint(checkpoint)
+    if meta["model"]["name"] != model:
+        fail(f"{checkpoint} holds a {meta['model']['name']} model, not {model}")
+    select_backend(backend, spec.backend)
+    net = training.model_from_checkpoint(meta, arrays)
+    train_config = meta["train"]
+    dataset = datasets.load(train_config["data"], seed=train_config["seed"], data_dir=data_dir)
+    if tuple(dataset.input_shape) != tuple(meta["model"]["input_shape"]):
+        fail(f"the data's examples are {dataset.input_shape}, the model expects {tuple(meta['model']['input_shape'])}")
+    predicted = net.predict(dataset.test.x)
+    truth = dataset.test.y
+    matrix = training.confusion_matrix(truth, predicted, dataset.classes)
+    click.echo(f"{model} on {dataset.name} test set ({len(truth)} examples), after epoch {meta['state']['epoch']}")
+    click.echo(f"test accuracy {100 * float((predicted == truth).mean()):.2f}%")
+    click.echo("confusion matrix (rows: true class, columns: predicted)")
+    width = max(4, len(str(matrix.max())) + 1)
+    click.echo("     " + "".join(f"{k:>{width}}" for k in range(dataset.classes)))
+    for k, row in enumerate(matrix):
+        click.echo(f"{k:>4} " + "".join(f"{v:>{width}}" for v in row))
