@@ -11,12 +11,25 @@ from loopnet.explain import explain, jacobian
 from loopnet.graph import (
     Input, Node, Parameter, backward, forward, fresh_names, set_dtype, topological_order,
 )
-from loopnet.ops import (
-    OPS, abs, add, affine, avg_pool2d, binary_cross_entropy, bmm, conv2d, div, dropout, embedding, exp, flatten, hinge_loss,
-    im2col, layer_norm, leaky_relu, log, log_softmax, logistic_loss, matmul, max_pool2d, maxout, mean,
-    mse_loss, mul,
-    relu, reshape, sigmoid, softmax, softmax_cross_entropy, square, sub, sum, tanh,
-)
+from loopnet.ops import OPS
+from loopnet.ops.activations import leaky_relu, relu, sigmoid, tanh
+from loopnet.ops.affine import affine
+from loopnet.ops.arithmetic import add, div, mul, sub
+from loopnet.ops.bmm import bmm
+from loopnet.ops.conv import conv2d
+from loopnet.ops.cross_entropy import softmax_cross_entropy
+from loopnet.ops.dropout import dropout
+from loopnet.ops.embedding import embedding
+from loopnet.ops.im2col import im2col
+from loopnet.ops.layer_norm import layer_norm
+from loopnet.ops.losses import binary_cross_entropy, hinge_loss, logistic_loss, mse_loss
+from loopnet.ops.matmul import matmul
+from loopnet.ops.maxout import maxout
+from loopnet.ops.pointwise import abs, exp, log, square
+from loopnet.ops.pool import avg_pool2d, max_pool2d
+from loopnet.ops.reductions import mean, sum
+from loopnet.ops.reshape import flatten, reshape
+from loopnet.ops.softmax import log_softmax, softmax
 
 __version__ = "0.1.0"
 

@@ -23,7 +23,7 @@ import numpy as np
 from loopnet.backends import current_backend
 from loopnet.errors import DTypeError, GraphError, NonFiniteError
 
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))  # the default first
 
 # Every assignment to a leaf's .value takes the next stamp; forward records the stamp it
 # saw, so backward can tell when the values it would differentiate are stale.
@@ -32,6 +32,10 @@ _stamps = itertools.count(1)
 
 def _stamp():
     return next(_stamps)
+
+
+# Every node takes the next number when it is built: the graph's topological order.
+_build_counter = itertools.count()
 
 
 # ---------------------------------------------------------------------------------------
@@ -154,6 +158,7 @@ class Node:
         self._order = None  # topological order of the graph ending here, once computed
         self._backward_root = None  # the output of the last backward that reached this node
         self._grad_blocks = None  # a backward root's grads, as views into one block per dtype
+        self._built = next(_build_counter)
 
     @property
     def op_name(self):
@@ -248,31 +253,29 @@ class Parameter(_Leaf):
 
 
 def topological_order(node):
-    """Every node `node` depends on, each after all of its inputs; `node` comes last."""
+    """Every node `node` depends on, each after all of its inputs; `node` comes last.
+
+    The order is the order the nodes were built in, as in the lectures' EDF: a node's
+    inputs exist before it does, so building order is always a topological order, and it
+    reads the way the graph was written (an unrolled RNN's x1 before its x4).
+    """
     if not isinstance(node, Node):
         raise TypeError(f"expected a loopnet node, got {type(node).__name__}")
     # A node's inputs are fixed when it is built, so its order never changes: keep it.
     if node._order is None:
-        node._order = _depth_first(node)
+        node._order = sorted(_ancestors(node), key=lambda n: n._built)
     return list(node._order)
 
 
-def _depth_first(node):
-    order, done = [], set()
-    stack = [(node, False)]
-    while stack:  # depth-first, iterative so deep graphs (long RNNs) do not hit recursion limits
-        current, inputs_done = stack.pop()
-        if id(current) in done:
-            continue
-        if inputs_done:
-            done.add(id(current))
-            order.append(current)
-            continue
-        stack.append((current, True))
-        for parent in reversed(current.inputs):
-            if id(parent) not in done:
-                stack.append((parent, False))
-    return order
+def _ancestors(node):
+    """`node` and every node it depends on (iteratively: a long RNN is a deep graph)."""
+    seen, stack = {id(node): node}, [node]
+    while stack:
+        for parent in stack.pop().inputs:
+            if id(parent) not in seen:
+                seen[id(parent)] = parent
+                stack.append(parent)
+    return seen.values()
 
 
 def set_dtype(node, dtype):

@@ -39,6 +39,7 @@ way in the op files: `relu_forward`, `relu_grad_x`, `affine_grad_W`.
 """
 
 import inspect
+import re
 
 import numpy as np
 
@@ -48,10 +49,34 @@ from loopnet.loops import flat, loop
 
 
 def _is_body_slot(attr):
-    return attr == "forward_body" or (attr.startswith("grad_") and attr.endswith("_body"))
+    return attr == "forward_body" or re.fullmatch(r"grad_\w+_body", attr) is not None
 
 
-class Op:
+class _OpClass(type):
+    """Keeps loop bodies put in body slots plain functions, not methods, so that
+    `self.forward_body` is the op file's function itself (the one a breakpoint is in),
+    whether the slot is filled in the class body or assigned later (`Relu.grad_x_body = f`)."""
+
+    def __init__(cls, name, bases, namespace):
+        super().__init__(name, bases, namespace)
+        for attr, value in namespace.items():
+            cls._check_slot(attr)
+            if _is_body_slot(attr) and inspect.isfunction(value):
+                super().__setattr__(attr, staticmethod(value))
+
+    def __setattr__(cls, attr, value):
+        cls._check_slot(attr)
+        if _is_body_slot(attr) and inspect.isfunction(value):
+            value = staticmethod(value)
+        super().__setattr__(attr, value)
+
+    def _check_slot(cls, attr):
+        if attr in ("backward_body", "backward_a", "backward_b"):
+            raise TypeError(f"{cls.__name__}.{attr}: backward bodies are named grad_<input>_body now "
+                            f"(grad_x_body for an Elementwise op, grad_a_body/grad_b_body for a Binary one)")
+
+
+class Op(metaclass=_OpClass):
     """Base class of every op. Subclasses set `name` and `inputs`, and write `shape`,
     `forward` and `backward`. `label_inputs` names inputs that hold targets or labels:
     they may be integers, never receive a gradient and do not decide the output dtype."""
@@ -60,19 +85,7 @@ class Op:
     inputs = ()
     label_inputs = ()
 
-    def __init_subclass__(cls, **kwargs):
-        """Keep loop bodies named in body slots as plain functions, not methods, so
-        `self.forward_body` is the op file's function itself (the one a breakpoint is in)."""
-        super().__init_subclass__(**kwargs)
-        for old in ("backward_body", "backward_a", "backward_b"):
-            if old in cls.__dict__:
-                raise TypeError(f"{cls.__name__}.{old}: backward bodies are named grad_<input>_body now "
-                                f"(grad_x_body for an Elementwise op, grad_a_body/grad_b_body for a Binary one)")
-        for attr, value in list(cls.__dict__.items()):
-            if _is_body_slot(attr) and inspect.isfunction(value):
-                setattr(cls, attr, staticmethod(value))
-
-    def grad_body(self, role):
+    def grad_body_of(self, role):
         """The loop body that writes the gradient of input `role` (slot grad_<role>_body)."""
         return getattr(self, f"grad_{role}_body")
 
@@ -192,4 +205,4 @@ class Binary(Op):
     def backward(self, out, a, b):
         for role, node in (("a", a), ("b", b)):
             if node.requires_grad:
-                loop(self.grad_body(role), (node.size,), flat(a.value), flat(b.value), flat(out.grad), flat(node.grad))
+                loop(self.grad_body_of(role), (node.size,), flat(a.value), flat(b.value), flat(out.grad), flat(node.grad))

@@ -60,6 +60,34 @@ def xor():
     return ln.mse_loss(out, targets, name="loss")
 
 
+def xor_backprop():
+    """Deck 001's bias-free XOR network, away from a solution: gradients to check by hand.
+
+    Deck 001, 'Computing gradients', drops the biases of its XOR network and derives the
+    gradients of h(x) = v^T ReLU(W^T x) under L = sum_i 1/2 (y_i - h(x_i))^2. With rows as
+    examples, a = X W, h = ReLU(a) v. From W = [[2, 1], [-1, 1]], v = [1, -1]:
+
+        a = [[0,0], [-1,1], [2,1], [1,2]]     h = [0, -1, 1, -1]     y = [0, 1, 1, 0]
+        y - h = [0, 2, 0, 1]                  L = (4 + 1) / 2 = 2.5
+        dL/dh = -(y - h) = [0, -2, 0, -1]
+        dL/dv = ReLU(a)^T dL/dh = [-1, -4]
+        dL/da = (dL/dh v^T) * ReLU'(a) = [[0,0], [0,2], [0,0], [-1,1]]
+        dL/dW = X^T dL/da = [[-1, 1], [-1, 3]]
+
+    (The slide writes dl/dv = (y - v^T ReLU(W^T x)) ReLU(W^T x) without the minus that
+    differentiating -(y - h) brings; the numbers here carry it.)
+    """
+    X = ln.Input([[0, 0], [0, 1], [1, 0], [1, 1]], name="X")
+    y = ln.Input([[0], [1], [1], [0]], name="y")
+    W = ln.Parameter([[2, 1], [-1, 1]], name="W")
+    v = ln.Parameter([[1], [-1]], name="v")
+    a = ln.matmul(X, W, name="a")
+    h = ln.matmul(ln.relu(a, name="relu_a"), v, name="h")
+    residual = ln.sub(y, h, name="y_minus_h")
+    total = ln.sum(ln.square(residual, name="squared"), name="total")
+    return ln.mul(ln.Input(0.5, name="half"), total, name="loss")
+
+
 def logistic():
     """Logistic regression on 8 points in 2-D (two seeded blobs), labels -1 and +1."""
     rng = np.random.default_rng(0)
@@ -125,6 +153,7 @@ TARGETS = {
     "least-squares": least_squares,
     "fan-out": fan_out,
     "xor": xor,
+    "xor-backprop": xor_backprop,
     "logistic": logistic,
     "mlp": mlp,
     "rnn": rnn,

@@ -18,6 +18,7 @@ class NodeRecord:
     op: str
     inputs: list
     shape: tuple
+    dtype: str  # float64, float32, or int64 for labels and ids
     value: np.ndarray
     grad: object  # np.ndarray, or None for a node without a gradient
 
@@ -27,6 +28,7 @@ class NodeRecord:
             "op": self.op,
             "inputs": list(self.inputs),
             "shape": list(self.shape),
+            "dtype": self.dtype,
             "value": self.value.tolist(),  # Python floats: json writes them with full precision
             "grad": None if self.grad is None else self.grad.tolist(),
         }
@@ -39,7 +41,7 @@ def trace(node, check_finite=False):
         backward(node, check_finite=check_finite)
     return [
         NodeRecord(
-            n.name, n.op_name, [p.name for p in n.inputs], n.shape,
+            n.name, n.op_name, [p.name for p in n.inputs], n.shape, n.dtype.name,
             np.array(n.value), None if n.grad is None else np.array(n.grad),
         )
         for n in topological_order(node)
@@ -71,9 +73,9 @@ def show_array(array):
 
 def to_text(records):
     """An aligned table, one node per line, then its value and grad."""
-    header = ("#", "name", "op", "inputs", "shape")
+    header = ("#", "name", "op", "inputs", "shape", "dtype")
     rows = [
-        (str(i), r.name, r.op, ", ".join(r.inputs) or "-", str(r.shape))
+        (str(i), r.name, r.op, ", ".join(r.inputs) or "-", str(r.shape), r.dtype)
         for i, r in enumerate(records, 1)
     ]
     widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]

@@ -16,7 +16,7 @@ def code_blocks(language):
 
 def test_readme_opens_with_the_two_set_up_commands_and_ci_runs_the_second():
     first, second = code_blocks("bash")[:2]
-    assert first.strip().endswith("cli.py trace xor") and "python3 -m venv" in first
+    assert first.strip().endswith("cli.py trace xor-backprop") and "python3 -m venv" in first
     assert "pytest" in second and "python3 -m venv" in second
     ci_script = open(os.path.join(ROOT, ".ci", "run")).read()
     assert second.strip() in ci_script.splitlines()
@@ -46,22 +46,30 @@ def test_tutorials_are_linked_from_their_index():
         assert name in index
 
 
-def test_the_pdb_session_of_tutorial_5_stops_inside_the_backward_loop():
+def pdb_session(args, commands):
     import subprocess
     import sys
 
-    commands = "\n".join([
-        "!import loopnet.ops.arithmetic",
-        "b loopnet.ops.arithmetic.mul_grad_a",
-        "c",
-        "p i, dy[i], b[i], da[i]",
-        "n",
-        "p da[i]",
-        "q",
-    ]) + "\n"
-    session = subprocess.run([sys.executable, "-m", "pdb", os.path.join("tutorials", "05_stepping_through_backprop.py")],
-                             input=commands, capture_output=True, text=True, cwd=ROOT, timeout=120)
-    out = session.stdout
-    assert "arithmetic.py" in out and "mul_grad_a()" in out and "da[i] += dy[i] * b[i]" in out
-    assert "(0, np.float64(-1.0), np.float64(2.0), np.float64(0.0))" in out  # i, du, x, w.grad before
-    assert "np.float64(-2.0)" in out  # w.grad after the multiply-add
+    return subprocess.run([sys.executable, "-m", "pdb", *args], input="\n".join(commands) + "\n",
+                          capture_output=True, text=True, cwd=ROOT, timeout=120).stdout
+
+
+def test_the_pdb_session_of_tutorial_5_stops_inside_the_backward_loop_with_no_flag():
+    # exactly the commands tutorial 5 shows, on the README's first command: no --backend
+    out = pdb_session(["cli.py", "trace", "xor-backprop"], [
+        '!import numpy; numpy.set_printoptions(legacy="1.25")',
+        "!import loopnet.ops.matmul",
+        "b loopnet.ops.matmul.matmul_grad_B, k == 1",
+        "c", "n", "n", "p i, AT[k, i], dCT[j, i]", "n", "n", "p i, AT[k, i], dCT[j, i]", "r", "p dB[k, j]", "q",
+    ])
+    assert "matmul.py" in out and "matmul_grad_B()" in out and "acc += AT[k, i] * dCT[j, i]" in out
+    assert "(0, 0.0, 0.0)" in out and "(1, 1.0, -2.0)" in out  # examples 0 and 1: ReLU(a)[i,1], dL/dh[i]
+    assert "\n(Pdb) -4.0\n" in out  # dL/dv[1], as the README works it by hand
+    tutorial = open(os.path.join(ROOT, "tutorials", "05_stepping_through_backprop.py")).read()
+    assert "python -m pdb cli.py trace xor-backprop\n" in tutorial and "--backend" not in tutorial.split("(Pdb) c\n")[0]
+
+
+def test_a_breakpoint_in_the_affine_backward_loop_stops_under_trace_mlp():
+    out = pdb_session(["cli.py", "trace", "mlp"], [
+        "!import loopnet.ops.affine", "b loopnet.ops.affine.affine_grad_W", "c", "p d, m", "q"])
+    assert "affine.py" in out and "affine_grad_W()" in out and "\n(Pdb) (0, 0)\n" in out

@@ -204,3 +204,17 @@ def test_a_body_slot_with_the_old_name_is_refused():
         class Old(ln.op.Elementwise):  # noqa: F841
             name = "old"
             backward_body = staticmethod(lambda i, x, y, dy, dx: None)
+    with pytest.raises(TypeError, match="grad_x_body"):
+        ln.op.Elementwise.backward_body = lambda i, x, y, dy, dx: None
+
+
+def test_a_body_assigned_to_a_slot_later_stays_a_plain_function():
+    def double_forward(i, x, y):
+        y[i] = 2 * x[i]
+
+    class Double(ln.op.Elementwise):
+        name = "double"
+
+    Double.forward_body = double_forward  # no staticmethod needed, as in the class body
+    assert Double().forward_body is double_forward
+    assert ln.forward(Double().apply((ln.Input([1.5]),))).tolist() == [3.0]

@@ -11,7 +11,6 @@ import loopnet as ln
 from loopnet.backends import numba_backend, python_backend
 from loopnet.schedule import ScheduleError, contraction, grid_of, parse
 
-# importlib, because `loopnet.ops.affine` as an attribute is the op function, not its module
 OP_MODULES = [importlib.import_module(f"loopnet.ops.{name}") for name in ("affine", "matmul", "conv", "bmm")]
 SCHEDULED = [f for module in OP_MODULES
              for _, f in inspect.getmembers(module, inspect.isfunction) if hasattr(f, "contraction")]

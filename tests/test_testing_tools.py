@@ -14,22 +14,22 @@ def cube_forward(i, x, y):
     y[i] = x[i] * x[i] * x[i]
 
 
-def cube_backward_wrong(i, x, y, dy, dx):
+def cube_grad_x_wrong(i, x, y, dy, dx):
     dx[i] += dy[i] * 2 * x[i] * x[i]  # should be 3 x^2
 
 
-def cube_backward_overwrites(i, x, y, dy, dx):
+def cube_grad_x_overwrites(i, x, y, dy, dx):
     dx[i] = dy[i] * 3 * x[i] * x[i]  # `=` instead of `+=`: loses the other consumers' share
 
 
-def cube_backward_adds_constant(i, x, y, dy, dx):
+def cube_grad_x_adds_constant(i, x, y, dy, dx):
     dx[i] += dy[i] * 3 * x[i] * x[i] + 1e-3
 
 
 _calls = [0]
 
 
-def cube_backward_stateful(i, x, y, dy, dx):
+def cube_grad_x_stateful(i, x, y, dy, dx):
     _calls[0] += 1
     dx[i] += dy[i] * 3 * x[i] * x[i] * (1 + 1e-9 * (_calls[0] > 3))  # differs from the second run on
 
@@ -39,21 +39,21 @@ def make_cube(grad_x_body):
         name = "cube"
         forward_body = cube_forward
 
-    Cube.grad_x_body = staticmethod(grad_x_body)
+    Cube.grad_x_body = grad_x_body
     return lambda x: Cube().apply((x,))
 
 
 def test_a_correct_op_passes():
-    def cube_backward(i, x, y, dy, dx):
+    def cube_grad_x(i, x, y, dy, dx):
         dx[i] += dy[i] * 3 * x[i] * x[i]
 
-    report = gradcheck(make_cube(cube_backward)(ln.Parameter([1.0, -2.0], name="x")))
+    report = gradcheck(make_cube(cube_grad_x)(ln.Parameter([1.0, -2.0], name="x")))
     assert report.ok and report.checked == 2 and "OK" in str(report)
 
 
 def test_a_wrong_derivative_is_reported_element_by_element():
     x = ln.Parameter([1.0, -2.0], name="x")
-    report = gradcheck(ln.sum(make_cube(cube_backward_wrong)(x)))
+    report = gradcheck(ln.sum(make_cube(cube_grad_x_wrong)(x)))
     assert not report
     bad = [m for m in report.failures if m.check == "finite difference"]
     assert [(m.input, m.index) for m in bad] == [("x", (0,)), ("x", (1,))]
@@ -61,24 +61,24 @@ def test_a_wrong_derivative_is_reported_element_by_element():
     text = str(report)
     assert "2 FAILED" in text and "x" in text and "(1,)" in text and "12" in text
     with pytest.raises(AssertionError, match="finite difference"):
-        assert_gradcheck(ln.sum(make_cube(cube_backward_wrong)(x)))
+        assert_gradcheck(ln.sum(make_cube(cube_grad_x_wrong)(x)))
 
 
 def test_overwriting_instead_of_accumulating_is_caught_with_fan_out():
     x = ln.Parameter([1.5], name="x")
-    cube = make_cube(cube_backward_overwrites)
+    cube = make_cube(cube_grad_x_overwrites)
     y = ln.add(ln.sum(cube(x)), ln.sum(ln.square(x)))  # x feeds two consumers
     assert not gradcheck(y)
 
 
 def test_a_nonzero_grad_from_zero_upstream_is_caught():
-    report = gradcheck(ln.sum(make_cube(cube_backward_adds_constant)(ln.Parameter([1.0], name="x"))), atol=1e-2)
+    report = gradcheck(ln.sum(make_cube(cube_grad_x_adds_constant)(ln.Parameter([1.0], name="x"))), atol=1e-2)
     assert [m.check for m in report.failures] == ["zero upstream"]
 
 
 def test_backward_that_changes_between_runs_is_caught():
     _calls[0] = 0
-    report = gradcheck(ln.sum(make_cube(cube_backward_stateful)(ln.Parameter([1.0, 2.0, 3.0], name="x"))))
+    report = gradcheck(ln.sum(make_cube(cube_grad_x_stateful)(ln.Parameter([1.0, 2.0, 3.0], name="x"))))
     assert "backward twice" in {m.check for m in report.failures}
 
 

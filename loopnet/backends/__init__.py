@@ -57,14 +57,15 @@ def get_backend(name):
     return _loaded[name]
 
 
-def default_backend():
-    """The backend the CLI uses when none is named: $LOOPNET_BACKEND, else `numba` where
-    Numba is installed (fast), else `python`. The library itself starts on `python`,
-    the one to step through in a debugger."""
-    chosen = os.environ.get("LOOPNET_BACKEND")
-    if chosen:
-        return chosen
-    return "numba" if importlib.util.find_spec("numba") is not None else "python"
+def default_backend(fallback="python"):
+    """The backend to use when none is named: $LOOPNET_BACKEND if set, else `fallback`.
+
+    Each command passes its own fallback (precedence: --backend > LOOPNET_BACKEND >
+    the command's default): `python` for the reading tools (trace, explain, jacobian,
+    gradcheck), so a breakpoint in an op file stops; each model's own for train and
+    evaluate; `numba` for the benchmarks. The library itself starts on $LOOPNET_BACKEND,
+    else `python`. The name is checked when it is used (`use`), not here."""
+    return os.environ.get("LOOPNET_BACKEND") or fallback
 
 
 def current_backend():

@@ -12,7 +12,7 @@ print one line on stderr and exit 1; click's usage errors exit 2.
 import click
 
 from loopnet.cli import reading, tools, training
-from loopnet.cli.common import OneLineErrors
+from loopnet.cli.common import OneLineErrors, check_backend_variable
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,13 +21,11 @@ def main():
     """loopnet: backpropagation as explicit scalar loops.
 
     Every op is a loop nest over scalars, forward and backward, that you can read in
-    loopnet/ops/ and step through in a debugger. Start with `trace xor`.
+    loopnet/ops/ and step through in a debugger. Start with `trace xor-backprop`.
     """
+    check_backend_variable()
 
 
 for command in (reading.trace, reading.jacobian, reading.ops, reading.gradcheck,
                 training.train, training.evaluate, tools.warmup, tools.bench):
     main.add_command(command)
-
-if __name__ == "__main__":
-    main()

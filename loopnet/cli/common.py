@@ -1,13 +1,15 @@
 """What every command shares: the one error policy, the backend and dtype options."""
 
+import os
 import sys
 
 import click
 
 from loopnet.backends import BACKENDS
 from loopnet.errors import LoopnetError
+from loopnet.graph import FLOAT_DTYPES
 
-DTYPES = ("float64", "float32")  # float64 first: the default, which finite differences need
+DTYPES = tuple(dtype.name for dtype in FLOAT_DTYPES)  # float64 first: the default
 
 
 class CommandError(LoopnetError, ValueError):
@@ -39,8 +41,23 @@ def backend_option(help_text, default=None):
                         help=help_text)
 
 
-def select_backend(name, default=None):
-    """Switch to backend `name`, else `default`, else the CLI's default."""
+def check_backend_variable():
+    """A bad LOOPNET_BACKEND is one line and exit 1 on every command, before any work."""
+    chosen = os.environ.get("LOOPNET_BACKEND")
+    if chosen and chosen not in BACKENDS:
+        fail(f"LOOPNET_BACKEND={chosen!r} is not a backend; choose one of: {', '.join(BACKENDS)} "
+             f"(or unset it)")
+
+
+def select_backend(flag, command_default):
+    """The one precedence rule of every command: --backend, else $LOOPNET_BACKEND, else
+    the command's own default. Says so when a debugger is active but the chosen backend
+    runs compiled loops, where no breakpoint in loopnet/ops/ can stop."""
     import loopnet as ln
 
-    ln.use(name or default or ln.default_backend())
+    name = flag or ln.default_backend(command_default)
+    ln.use(name)
+    if name != "python" and sys.gettrace() is not None:
+        click.echo(f"note: a debugger is active, but the {name} backend runs compiled loops: breakpoints in "
+                   f"loopnet/ops/ stop only with --backend python", err=True)
+    return name

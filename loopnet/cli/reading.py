@@ -1,5 +1,6 @@
-"""The reading commands: trace, jacobian, ops, gradcheck. Each runs forward and backward
-once (or checks them) and prints what a learner reads line by line."""
+"""The reading commands: trace and jacobian run a graph forward and backward and print what
+a learner checks line by line; ops prints the ops' math and loops; gradcheck holds every
+op's backward loops to finite differences."""
 
 import sys
 
@@ -21,14 +22,31 @@ def _target_help():
     )
 
 
-BACKEND_HELP = "Which backend runs the loops. Default: $LOOPNET_BACKEND, else numba where installed, else python."
+def _check_one_report(fmt, element, counts):
+    """--explain, --counts and --format each choose what trace prints: one at a time."""
+    chosen = [f"--format {fmt}" if fmt else None, "--explain" if element else None, "--counts" if counts else None]
+    chosen = [c for c in chosen if c]
+    if len(chosen) > 1:
+        fail(f"{' and '.join(chosen)} choose two different reports; give one of them")
+
+
+def _check_op_names(names):
+    import loopnet as ln
+
+    unknown = [n for n in names if n not in ln.OPS]
+    if unknown:
+        fail(f"unknown op {unknown[0]!r}; see `ops` for the list")
+
+
+BACKEND_HELP = ("Which backend runs the loops. Default: $LOOPNET_BACKEND, else python: the reference loops, "
+                "where a breakpoint in loopnet/ops/ stops.")
 
 
 @click.command(help=_target_help())
 @click.argument("target")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "dot"]), default="text", show_default=True,
-              help="text: an aligned table; json: {\"nodes\": [...]} with full-precision numbers; "
-                   "dot: a Graphviz picture of the graph (render with `dot -Tpng`).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "dot"]), default=None,
+              help="text (the default): an aligned table; json: {\"nodes\": [...]} with full-precision numbers; "
+                   "dot: a Graphviz picture of the graph (render it with Graphviz: `dot -Tpng -o graph.png`).")
 @backend_option(BACKEND_HELP)
 @click.option("--dtype", type=click.Choice(DTYPES), default=None,
               help="Convert every float leaf to this dtype first (default: as the target built them).")
@@ -38,12 +56,14 @@ BACKEND_HELP = "Which backend runs the loops. Default: $LOOPNET_BACKEND, else nu
 @click.option("--counts", is_flag=True,
               help="Count each node's scalar arithmetic and array reads/writes, forward and backward (Python backend).")
 def trace(target, fmt, backend, dtype, check_finite, element, counts):
+    _check_one_report(fmt, element, counts)
+    fmt = fmt or "text"
     import loopnet as ln
     from loopnet.explain import explain, find_node, parse_element
     from loopnet.targets import build_target
     from loopnet.tracing import counts_table, to_dot, to_json, to_text, trace as run_trace
 
-    select_backend(backend, "python" if element or counts else None)
+    select_backend(backend, "python")
     node = build_target(target)
     if dtype:
         ln.set_dtype(node, dtype)
@@ -78,7 +98,7 @@ def jacobian(target, of_name, wrt_name, backend):
     from loopnet.explain import find_node, jacobian as make_jacobian
     from loopnet.targets import build_target
 
-    select_backend(backend)
+    select_backend(backend, "python")
     root = build_target(target)
     of, wrt = find_node(root, of_name), find_node(root, wrt_name)
     J = make_jacobian(of, wrt)
@@ -95,9 +115,7 @@ def ops(names):
 
     import loopnet as ln
 
-    unknown = [n for n in names if n not in ln.OPS]
-    if unknown:
-        fail(f"unknown op {unknown[0]!r}; see `ops` for the list")
+    _check_op_names(names)
     if names:
         for name in names:
             function = ln.OPS[name]
@@ -115,7 +133,8 @@ def ops(names):
 @click.option("--examples", type=click.IntRange(1), default=25, show_default=True,
               help="Random inputs (drawn by Hypothesis) per op.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the random inputs.")
-@backend_option("Backend for the analytic gradients (finite differences use the same one).", default="python")
+@backend_option("Backend for the analytic gradients (finite differences use the same one). "
+                "Default: $LOOPNET_BACKEND, else python.")
 def gradcheck(names, examples, seed, backend):
     """Check every op's backward loops (or NAMES') against central differences.
 
@@ -125,10 +144,8 @@ def gradcheck(names, examples, seed, backend):
     import loopnet as ln
     from loopnet.testing.opcheck import check_op
 
-    unknown = [n for n in names if n not in ln.OPS]
-    if unknown:
-        fail(f"unknown op {unknown[0]!r}; see `ops` for the list")
-    select_backend(backend)
+    _check_op_names(names)
+    select_backend(backend, "python")
     names = names or tuple(ln.OPS)
     click.echo(f"{'op':<24} {'examples':>8} {'max abs err':>12} {'max rel err':>12}  result")
     failures = []

@@ -24,6 +24,39 @@ def _model_list():
     return "\n".join(f"  {name:<10} {spec.summary}" for name, spec in models.MODELS.items())
 
 
+class _Probability(click.ParamType):
+    """A float in [0, 1): dropout's p (1 would drop everything; NaN is no probability)."""
+
+    name = "probability"
+
+    def convert(self, value, param, ctx):
+        p = value if isinstance(value, float) else click.FLOAT.convert(value, param, ctx)
+        if not 0 <= p < 1:  # also false for NaN
+            self.fail(f"{value!r} is not a probability in [0, 1)", param, ctx)
+        return p
+
+
+def _check_options_apply(spec, given, optimizer):
+    """An option that does nothing for this model is a mistake to point out, not ignore."""
+    for option in ("width", "channels", "dropout"):
+        if given[option] is not None and option not in spec.uses:
+            users = _models_using(option) or "no model"
+            fail(f"--{option} does not apply to {spec.name} (it shapes: {users})")
+    if given["momentum"] is not None and optimizer != "momentum":
+        fail(f"--momentum is mu of --optimizer momentum; {spec.name} is training with {optimizer}")
+
+
+def _resume(path, net, config, checkpoint):
+    """Load the run to continue; refuse one with nothing left to train."""
+    state, optimizer = training.resume(path, net, config)
+    if state.epoch >= config.epochs:
+        fail(f"{path} has finished epoch {state.epoch} of {config.epochs}: nothing left to train "
+             f"(ask for more with --epochs, e.g. --epochs {state.epoch + 10})")
+    saving = f"; saving to {checkpoint}" if checkpoint else ""
+    click.echo(f"resumed from {path} after epoch {state.epoch}{saving}")
+    return state, optimizer
+
+
 def _spec(model):
     if model not in models.MODELS:
         fail(f"unknown model {model!r}; choose one of: {', '.join(models.MODELS)}")
@@ -78,8 +111,10 @@ def _data_name(spec, data, data_dir):
     return "mnist" if data_dir else (data or spec.data)
 
 
-def _check_before_work(config, checkpoint, plot):
+def _check_before_work(config, checkpoint, resume, plot):
     """Everything that can be checked before any work, so a bad option loses nothing."""
+    if resume and not os.path.isfile(resume):
+        fail(f"no checkpoint at {resume}")
     if not config.lr > 0:
         fail(f"--lr must be positive, got {config.lr}")
     if config.epochs < 1 or config.batch_size < 1:
@@ -121,12 +156,13 @@ Models:
 @click.option("--lr", type=float, help=f"Learning rate (default per model: {_per_model('lr')}).")
 @click.option("--batch-size", type=int, help=f"Minibatch size; gradients are averaged over it (default: {_per_model('batch_size')}).")
 @click.option("--optimizer", type=click.Choice(list(optim.OPTIMIZERS)), help=f"Update rule (default: {_per_model('optimizer')}).")
-@click.option("--momentum", type=float, default=0.9, show_default=True, help="mu for --optimizer momentum.")
+@click.option("--momentum", type=float, default=None, help="mu for --optimizer momentum (default 0.9).")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True, help="L2 penalty lambda on weights.")
 @click.option("--clip", type=float, default=None, help="Clip the gradient norm to this value.")
-@click.option("--dropout", type=float, default=0.0, show_default=True, help=f"Dropout before the last layer ({_models_using('dropout')}).")
+@click.option("--dropout", type=_Probability(), default=None,
+              help=f"Dropout probability before the last layer, in [0, 1) ({_models_using('dropout')}; default 0).")
 @click.option("--width", type=int, default=None, help="; ".join(f"{name}: {spec.width_help}" for name, spec in models.MODELS.items() if spec.width_help) + ".")
-@click.option("--channels", type=int, default=16, show_default=True, help=f"Convolution channels ({_models_using('channels')}).")
+@click.option("--channels", type=int, default=None, help=f"Convolution channels ({_models_using('channels')}; default 16).")
 @click.option("--init", "init_scheme", type=click.Choice(init.SCHEMES), default=init.SCHEMES[0], show_default=True,
               help="uniform: the slides' U[-1/sqrt(n), 1/sqrt(n)].")
 @click.option("--patience", type=int, default=None, help="Stop after this many epochs without a better validation accuracy.")
@@ -136,27 +172,31 @@ Models:
 @backend_option(f"Default per model: {_per_model('backend')}.")
 @click.option("--dtype", type=click.Choice(DTYPES), default=DTYPES[0], show_default=True)
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="Save here after every epoch (atomically) and keep it on Ctrl-C.")
-@click.option("--resume", type=click.Path(dir_okay=False), help="Continue from this checkpoint exactly where it stopped.")
+@click.option("--resume", type=click.Path(dir_okay=False),
+              help="Continue from this checkpoint exactly where it stopped, and keep saving to it (unless --checkpoint names another file).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Save loss and accuracy curves to this PNG (needs matplotlib).")
 def train(model, data, data_dir, epochs, lr, batch_size, optimizer, momentum, weight_decay, clip, dropout, width,
           channels, init_scheme, patience, lr_patience, seed, backend, dtype, checkpoint, resume, plot):
     spec = _spec(model)
+    optimizer = optimizer or spec.optimizer
+    _check_options_apply(spec, dict(width=width, channels=channels, dropout=dropout, momentum=momentum), optimizer)
+    checkpoint = checkpoint or resume  # a resumed run goes on saving where it came from
     config = training.TrainConfig(
         epochs=spec.epochs if epochs is None else epochs, lr=spec.lr if lr is None else lr,
-        batch_size=spec.batch_size if batch_size is None else batch_size, optimizer=optimizer or spec.optimizer,
-        momentum=momentum, weight_decay=weight_decay, clip=clip, seed=seed,
+        batch_size=spec.batch_size if batch_size is None else batch_size, optimizer=optimizer,
+        momentum=0.9 if momentum is None else momentum, weight_decay=weight_decay, clip=clip, seed=seed,
         lr_patience=spec.lr_patience if lr_patience is None else lr_patience,
         patience=patience, data=_data_name(spec, data, data_dir),
     )
-    _check_before_work(config, checkpoint, plot)
+    _check_before_work(config, checkpoint, resume, plot)
     select_backend(backend, spec.backend)
     dataset = datasets.load(config.data, seed=seed, data_dir=data_dir)
-    net = models.build(model, dataset.input_shape, dataset.classes, width=width, channels=channels,
-                       dropout=dropout, init_scheme=init_scheme, dtype=dtype, seed=seed)
+    net = models.build(model, dataset.input_shape, dataset.classes, width=width,
+                       channels=16 if channels is None else channels, dropout=dropout or 0.0,
+                       init_scheme=init_scheme, dtype=dtype, seed=seed)
     state = optimizer_state = None
     if resume:
-        state, optimizer_state = training.resume(resume, net, config)
-        click.echo(f"resumed from {resume} after epoch {state.epoch}")
+        state, optimizer_state = _resume(resume, net, config, checkpoint)
     state = _train_epochs(net, dataset, config, state, optimizer_state, checkpoint)
     test = training.accuracy(net, dataset.test)
     click.echo(f"test accuracy {100 * test:.2f}% (best validation {100 * state.best_accuracy:.2f}% at epoch {state.best_epoch})")

@@ -106,7 +106,7 @@ class _PairLoss(Op):
     def backward(self, out, first, second):
         for role, node in zip(self.inputs, (first, second)):
             if node.requires_grad and role not in self.label_inputs:
-                loop(self.grad_body(role), (node.size,), flat(first.value), flat(second.value),
+                loop(self.grad_body_of(role), (node.size,), flat(first.value), flat(second.value),
                      flat(out.grad), flat(node.grad))
 
 

@@ -11,7 +11,7 @@ in another order; gather form lets every grid point run at once without races.)
 
 Memory order: a sum's index should walk along rows (the last axis), so an operand whose
 summed index is its first axis is passed transposed: BT[j,k] = B[k,j] (see
-`loopnet.op.transposed`). The math is unchanged; the inner loop reads memory in order.
+`loopnet.loops.transposed`). The math is unchanged; the inner loop reads memory in order.
 
 Each loop also declares, in one line, the contraction it computes (`loopnet.schedule`), so
 a compiled backend may run it in register-tiled blocks; the body stays the definition.

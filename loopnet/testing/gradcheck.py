@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from loopnet.backends import current_backend
 from loopnet.graph import Node, backward, forward, topological_order
 
 
@@ -84,6 +85,11 @@ def gradcheck(output, wrt=None, *, upstream=None, eps=None, rtol=None, atol=None
     Also checks that running backward twice gives identical grads (grads are zeroed, not
     accumulated across calls) and that a zero upstream gradient gives zero grads.
     Returns a GradcheckReport: truthy when everything agrees; str() lists every failure.
+
+    Leaves the graph as it found it: every leaf's value, every node's grad (None where
+    there was none) and the output's value are restored, so `.grad` or `ln.explain` read
+    afterwards see the last backward you ran, not gradcheck's. Values are perturbed by
+    assigning `.value`, which works the same on every backend.
     """
     if not isinstance(output, Node):
         raise TypeError(f"gradcheck needs a loopnet node, got {type(output).__name__}")
@@ -93,6 +99,30 @@ def gradcheck(output, wrt=None, *, upstream=None, eps=None, rtol=None, atol=None
     d_eps, d_rtol, d_atol = _default_tolerances(output.dtype)
     eps, rtol, atol = eps or d_eps, rtol if rtol is not None else d_rtol, atol if atol is not None else d_atol
 
+    saved = _GraphState(order)
+    try:
+        return _check(output, wrt, upstream, seed, eps, rtol, atol)
+    finally:
+        saved.restore(output)
+
+
+class _GraphState:
+    """The grads of a graph and where each came from, to put back after gradcheck."""
+
+    def __init__(self, order):
+        self.order = order
+        self.grads = [None if n._grad is None else np.array(n.grad) for n in order]
+        self.roots = [n._backward_root for n in order]
+
+    def restore(self, output):
+        forward(output)  # every value as before (the leaves were restored exactly)
+        backend = current_backend()
+        for node, grad, root in zip(self.order, self.grads, self.roots):
+            node._grad = None if grad is None else backend.adopt(grad)
+            node._backward_root = root
+
+
+def _check(output, wrt, upstream, seed, eps, rtol, atol):
     forward(output)
     if upstream is None:
         rng = np.random.default_rng(seed)
@@ -113,16 +143,19 @@ def gradcheck(output, wrt=None, *, upstream=None, eps=None, rtol=None, atol=None
 
 def _finite_differences(node, objective, analytic, report):
     """Compare each element of `analytic` (node's grad) with a central difference of
-    `objective`, perturbing node's value in place and restoring it exactly."""
+    `objective`, giving node perturbed values and then its own back, exactly."""
     eps, rtol, atol = report.eps, report.rtol, report.atol
-    values = node.value
+    original = np.array(node.value)
     for index in np.ndindex(*node.shape):
-        original = values[index]
-        values[index] = original + eps
+        values = original.copy()
+        values[index] = original[index] + eps
+        node.value = values
         plus = objective()
-        values[index] = original - eps
+        values = original.copy()
+        values[index] = original[index] - eps
+        node.value = values
         minus = objective()
-        values[index] = original
+        node.value = original.copy()
         numeric = (plus - minus) / (2 * eps)
         ana = float(analytic[index])
         error = abs(numeric - ana)

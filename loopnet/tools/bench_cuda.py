@@ -15,7 +15,7 @@ from loopnet.backends import drivers, get_backend
 from loopnet.errors import BackendError
 from loopnet.loops import loop, transposed
 from loopnet.ops.matmul import matmul_forward
-from loopnet.tools.bench import DigitsEpoch, add_row, load_torch, median_time, mlp_graph, torch_mlp
+from loopnet.tools.bench import DigitsEpoch, add_row, load_torch, median_time, mlp_graph, print_rows, torch_mlp
 
 
 def cuda_rows(out=print, repeats=21):
@@ -35,8 +35,7 @@ def cuda_rows(out=print, repeats=21):
         bench.matmul(rows)
         bench.mnist_step(rows)
         bench.digits_epoch(rows)
-    for name, contender, seconds, ratio, extra in rows:
-        out(f"{name:<36} {contender:<15} {seconds * 1e3:>8.3f}ms {ratio:>7.2f}x  {extra}")
+    print_rows(rows, out)
     return rows
 
 

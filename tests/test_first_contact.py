@@ -1,0 +1,169 @@
+"""What a student meets first: the main job, the backend policy, options that do not apply,
+and tools that leave the graph as they found it."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import loopnet as ln
+from loopnet.backends import current_backend
+from loopnet.cli import main
+from loopnet.testing import gradcheck
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def one_line_error(result, fragment, code=1):
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
+
+
+# -- the main job ------------------------------------------------------------------------
+
+
+def test_the_main_job_shows_the_gradients_worked_by_hand_in_the_readme():
+    nodes = {n["name"]: n for n in json.loads(run("trace", "xor-backprop", "--format", "json").stdout)["nodes"]}
+    assert nodes["loss"]["value"] == 2.5
+    assert nodes["W"]["grad"] == [[-1.0, 1.0], [-1.0, 3.0]]
+    assert nodes["v"]["grad"] == [[-1.0], [-4.0]]
+    assert nodes["h"]["grad"] == [[0.0], [-2.0], [0.0], [-1.0]]
+    assert nodes["X"]["dtype"] == "float64" and nodes["X"]["grad"] is None
+
+
+def test_the_main_job_fits_100_columns_and_shows_real_gradients():
+    result = run("trace", "xor-backprop")
+    assert result.exit_code == 0 and max(map(len, result.stdout.splitlines())) <= 100
+    grads = [line for line in result.stdout.splitlines() if line.strip().startswith("grad ")]
+    assert any(any(c in line for c in "123456789") for line in grads)
+    assert result.stdout.splitlines()[0].split() == ["#", "name", "op", "inputs", "shape", "dtype"]
+
+
+def test_the_xor_target_keeps_the_slides_weights_and_its_zero_gradients():
+    nodes = json.loads(run("trace", "xor", "--format", "json").stdout)["nodes"]
+    by_name = {n["name"]: n for n in nodes}
+    assert by_name["W"]["value"] == [[1.0, 1.0], [1.0, 1.0]] and by_name["v"]["value"] == [[1.0], [-2.0]]
+    assert by_name["out"]["value"] == [[0.0], [1.0], [1.0], [0.0]] and by_name["W"]["grad"] == [[0.0, 0.0], [0.0, 0.0]]
+
+
+def test_trace_lists_an_unrolled_rnn_in_time_order():
+    names = [n["name"] for n in json.loads(run("trace", "rnn", "--format", "json").stdout)["nodes"]]
+    assert names.index("x1") < names.index("h1") < names.index("x2") < names.index("x4") < names.index("loss")
+
+
+# -- the backend policy ------------------------------------------------------------------
+
+
+def test_reading_tools_run_the_python_loops_by_default(monkeypatch):
+    monkeypatch.delenv("LOOPNET_BACKEND", raising=False)
+    for args in (["trace", "mlp"], ["jacobian", "xor", "--of", "hidden", "--wrt", "c"], ["gradcheck", "relu", "--examples", "2"]):
+        with ln.use("numba"):  # whatever ran before
+            assert run(*args).exit_code == 0
+            assert current_backend().name == "python", args
+
+
+def test_flag_beats_variable_beats_the_command_default(monkeypatch):
+    monkeypatch.setenv("LOOPNET_BACKEND", "numba")
+    assert run("trace", "xor").exit_code == 0 and current_backend().name == "numba"
+    assert run("trace", "xor", "--backend", "python").exit_code == 0 and current_backend().name == "python"
+    assert run("train", "xor", "--epochs", "1").exit_code == 0 and current_backend().name == "numba"
+    monkeypatch.delenv("LOOPNET_BACKEND")
+    assert run("train", "xor", "--epochs", "1").exit_code == 0 and current_backend().name == "python"
+
+
+@pytest.mark.parametrize("args", [["train", "xor"], ["trace", "xor"], ["evaluate", "xor", "--checkpoint", "x.npz"],
+                                  ["ops"], ["gradcheck", "relu"]])
+def test_a_bad_backend_variable_is_one_line_on_every_command(args):
+    one_line_error(run(*args, env={"LOOPNET_BACKEND": "bogus"}), "LOOPNET_BACKEND='bogus' is not a backend")
+
+
+def test_a_compiled_backend_under_a_debugger_says_breakpoints_will_not_stop():
+    previous = sys.gettrace()
+    sys.settrace(lambda *args: None)  # what pdb does while breakpoints are set
+    try:
+        noted = run("trace", "xor", "--backend", "numba")
+        quiet = run("trace", "xor")
+    finally:
+        sys.settrace(previous)
+    assert noted.exit_code == 0 and "breakpoints in loopnet/ops/ stop only with --backend python" in noted.stderr
+    assert "debugger" not in quiet.stderr
+    assert "debugger" not in run("trace", "xor", "--backend", "numba").stderr  # no debugger, no note
+
+
+# -- mistakes are one line ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["train", "xor", "--dropout", "0.5"], "--dropout does not apply to xor"),
+    (["train", "logistic", "--channels", "8"], "--channels does not apply to logistic"),
+    (["train", "logistic", "--width", "7"], "--width does not apply to logistic"),
+    (["train", "convnet", "--width", "7"], "--width does not apply to convnet"),
+    (["train", "xor", "--optimizer", "adam", "--momentum", "0.5"], "--momentum is mu of --optimizer momentum"),
+    (["trace", "mlp", "--counts", "--format", "json"], "--format json and --counts"),
+    (["trace", "mlp", "--format", "dot", "--explain", "W1[0,0]"], "--format dot and --explain"),
+    (["trace", "mlp", "--counts", "--explain", "W1[0,0]"], "--explain and --counts"),
+])
+def test_options_that_do_not_apply_are_errors(args, fragment):
+    one_line_error(run(*args), fragment)
+
+
+@pytest.mark.parametrize("p", ["1.0", "1.5", "-0.2", "nan"])
+def test_dropout_outside_zero_one_is_a_usage_error(p):
+    result = run("train", "mlp", "--dropout", p)
+    assert result.exit_code == 2 and "is not a probability in [0, 1)" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_resuming_with_nothing_left_to_train_says_so(tmp_path):
+    ck = str(tmp_path / "x.npz")
+    assert run("train", "xor", "--epochs", "3", "--checkpoint", ck).exit_code == 0
+    one_line_error(run("train", "xor", "--epochs", "3", "--resume", ck), "has finished epoch 3 of 3: nothing left to train")
+
+
+def test_resume_keeps_saving_to_the_resumed_checkpoint(tmp_path):
+    from loopnet import training
+
+    ck = str(tmp_path / "x.npz")
+    assert run("train", "xor", "--epochs", "2", "--checkpoint", ck).exit_code == 0
+    result = run("train", "xor", "--epochs", "5", "--resume", ck)
+    assert result.exit_code == 0 and f"saving to {ck}" in result.stdout
+    assert training.load_checkpoint(ck)[0]["state"]["epoch"] == 5
+
+
+# -- no side effects ---------------------------------------------------------------------
+
+
+def snapshot(loss):
+    return [(n.name, np.array(n.value), None if n.grad is None else np.array(n.grad))
+            for n in ln.topological_order(loss)]
+
+
+@pytest.mark.parametrize("backend", ["python", "numba", "cuda"])
+def test_gradcheck_leaves_values_and_grads_as_it_found_them(backend):
+    from loopnet.targets import build_target
+
+    with ln.use(backend):
+        loss = build_target("mlp")
+        ln.forward(loss)
+        ln.backward(loss, grad=np.array(3.0))  # a grad gradcheck would never produce itself
+        before = snapshot(loss)
+        report = gradcheck(loss)
+        assert report, report
+        after = snapshot(loss)
+    for (name, value, grad), (_, value_after, grad_after) in zip(before, after):
+        assert np.array_equal(value, value_after), name
+        assert (grad is None) == (grad_after is None) and (grad is None or np.array_equal(grad, grad_after)), name
+
+
+def test_gradcheck_sees_its_perturbations_on_cuda():
+    W = ln.Parameter(np.array([[0.5, -1.0], [2.0, 0.25]]), name="W")
+    loss = ln.sum(ln.square(ln.matmul(ln.Input(np.ones((1, 2))), W)))
+    with ln.use("cuda"):
+        report = gradcheck(loss)
+    assert report and report.max_abs_error < 1e-6 and report.checked == 4
