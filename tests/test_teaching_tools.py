@@ -67,7 +67,7 @@ def test_explain_errors():
     ln.backward(loss)
     with pytest.raises(ExplainError, match=r"index \[2, 0\] is outside 'W', whose shape is \(2, 2\)"):
         ln.explain(find_node(loss, "W"), (2, 0))
-    with pytest.raises(ExplainError, match="no node named 'V'; the graph has: X, W"):
+    with pytest.raises(ExplainError, match="no node named 'V'; the graph has: X, targets, W"):
         find_node(loss, "V")
     assert parse_element(" W1[0, 1] ") == ("W1", (0, 1)) and parse_element("loss") == ("loss", ())
     with pytest.raises(ExplainError, match="use integers"):
