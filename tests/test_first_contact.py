@@ -167,3 +167,18 @@ def test_gradcheck_sees_its_perturbations_on_cuda():
     with ln.use("cuda"):
         report = gradcheck(loss)
     assert report and report.max_abs_error < 1e-6 and report.checked == 4
+
+
+def test_loading_a_data_set_is_announced_on_a_terminal_and_cleared(monkeypatch):
+    import io
+
+    from loopnet.cli import training as commands
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert commands._load_data("xor", 0, None).name == "xor"
+    assert terminal.getvalue() == "loading the xor data set...\r\x1b[K"

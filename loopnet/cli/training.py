@@ -105,6 +105,19 @@ def _plot(path, history):
     plt.close(figure)
 
 
+def _load_data(name, seed, data_dir):
+    """The data set. Importing scikit-learn alone (for digits) takes seconds, so on a
+    terminal a line says what is happening, and is cleared when it is done."""
+    shown = sys.stderr.isatty()
+    if shown:
+        click.echo(f"loading the {name} data set...", err=True, nl=False)
+    try:
+        return datasets.load(name, seed=seed, data_dir=data_dir)
+    finally:
+        if shown:
+            click.echo("\r\033[K", err=True, nl=False)
+
+
 def _data_name(spec, data, data_dir):
     if data_dir and data not in (None, "mnist"):
         fail(f"--data-dir is for mnist; it cannot be used with --data {data}")
@@ -190,7 +203,7 @@ def train(model, data, data_dir, epochs, lr, batch_size, optimizer, momentum, we
     )
     _check_before_work(config, checkpoint, resume, plot)
     select_backend(backend, spec.backend)
-    dataset = datasets.load(config.data, seed=seed, data_dir=data_dir)
+    dataset = _load_data(config.data, seed, data_dir)
     net = models.build(model, dataset.input_shape, dataset.classes, width=width,
                        channels=16 if channels is None else channels, dropout=dropout or 0.0,
                        init_scheme=init_scheme, dtype=dtype, seed=seed)
@@ -219,7 +232,7 @@ def evaluate(model, checkpoint, data_dir, backend):
     select_backend(backend, spec.backend)
     net = training.model_from_checkpoint(meta, arrays)
     train_config = meta["train"]
-    dataset = datasets.load(train_config["data"], seed=train_config["seed"], data_dir=data_dir)
+    dataset = _load_data(train_config["data"], train_config["seed"], data_dir)
     if tuple(dataset.input_shape) != tuple(meta["model"]["input_shape"]):
         fail(f"the data's examples are {dataset.input_shape}, the model expects {tuple(meta['model']['input_shape'])}")
     predicted = net.predict(dataset.test.x)
