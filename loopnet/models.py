@@ -91,7 +91,7 @@ class _Context:
     name: str
     input_shape: tuple
     classes: int
-    width: object  # None: the model's own default
+    width: int  # resolved: the model's default where none was asked for (None: no width)
     channels: int
     dropout: float
     init_scheme: str
@@ -148,7 +148,7 @@ def _require_two_classes(ctx):
 def _build_xor(ctx):
     _require_two_classes(ctx)
     x = ctx.flat_input()
-    hidden = ctx.width or 2
+    hidden = ctx.width
     W1, b1 = ctx.weight((ctx.features, hidden), "W1"), ctx.bias(hidden, "b1")
     W2, b2 = ctx.weight((hidden, 1), "W2"), ctx.bias(1, "b2")
     h = ln.tanh(ln.affine(x, W1, b1, name="hidden_in"), name="hidden")
@@ -176,7 +176,7 @@ def _softmax_head(features, W, b):
 
 
 def _build_mlp(ctx):
-    hidden, dropouts = ctx.width or 500, []
+    hidden, dropouts = ctx.width, []
     x = ctx.flat_input()
     W1, b1 = ctx.weight((ctx.features, hidden), "W1"), ctx.bias(hidden, "b1")
     W2, b2 = ctx.weight((hidden, ctx.classes), "W2"), ctx.bias(ctx.classes, "b2")
@@ -207,7 +207,7 @@ def _build_attention(ctx):
     if len(ctx.input_shape) != 1:
         raise ModelError(f"attention needs token sequences (T,); this data set has examples of shape "
                          f"{tuple(ctx.input_shape)}")
-    T, D = ctx.input_shape[0], ctx.width or 8
+    T, D = ctx.input_shape[0], ctx.width
     x = ln.Input(np.zeros((1, T), np.int64), name="tokens")
     positions = ln.Input(np.zeros((1, T), np.int64), name="positions")
     E, P, q = ctx.normal((ctx.vocab, D), "E"), ctx.normal((T, D), "P"), ctx.normal((D, 1), "q")
@@ -238,6 +238,7 @@ class ModelSpec:
     lr_patience: int  # halve the lr after this many epochs without better val accuracy; 0: never
     width_help: str  # what --width means for it; "" where width is not used
     uses: frozenset  # which model-shaping options apply: a subset of {"width", "channels", "dropout"}
+    width: int = None  # the width when none is asked for (None: the model has no width)
 
 
 # Halving the lr when validation accuracy stalls helps the digit models; it would starve
@@ -245,19 +246,21 @@ class ModelSpec:
 MODELS = {spec.name: spec for spec in (
     ModelSpec("xor", "2-2-1, tanh, sigmoid + binary cross-entropy", _build_xor, data="xor",
               backend="python", epochs=300, lr=0.5, optimizer="momentum", batch_size=4, lr_patience=0,
-              width_help="hidden units (default 2)", uses=frozenset({"width"})),
+              width_help="hidden units (default 2)", uses=frozenset({"width"}), width=2),
     ModelSpec("logistic", "logistic regression: s = x w + b, logistic loss", _build_logistic, data="blobs",
               backend="python", epochs=20, lr=0.1, optimizer="sgd", batch_size=16, lr_patience=0,
               width_help="", uses=frozenset()),
     ModelSpec("mlp", "Affine(width) -> ReLU -> Affine(classes), softmax cross-entropy", _build_mlp,
               data="digits", backend="numba", epochs=30, lr=0.1, optimizer="momentum", batch_size=32,
-              lr_patience=3, width_help="hidden units (default 500)", uses=frozenset({"width", "dropout"})),
+              lr_patience=3, width_help="hidden units (default 500)", uses=frozenset({"width", "dropout"}),
+              width=500),
     ModelSpec("convnet", "conv -> ReLU -> max-pool 2 -> Affine(classes), softmax cross-entropy", _build_convnet,
               data="digits", backend="numba", epochs=20, lr=0.05, optimizer="momentum", batch_size=32,
               lr_patience=3, width_help="", uses=frozenset({"channels", "dropout"})),
     ModelSpec("attention", "token + position embeddings, softmax(X q) attention, Affine(classes)",
               _build_attention, data="tokens", backend="numba", epochs=30, lr=0.01, optimizer="adam",
-              batch_size=32, lr_patience=0, width_help="embedding size (default 8)", uses=frozenset({"width"})),
+              batch_size=32, lr_patience=0, width_help="embedding size (default 8)", uses=frozenset({"width"}),
+              width=8),
 )}
 
 
@@ -266,6 +269,11 @@ def build(name, input_shape, classes, width=None, channels=16, dropout=0.0, init
     """Build model `name` (a key of MODELS) for examples of `input_shape` and `classes` classes."""
     if name not in MODELS:
         raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    # The width actually built goes into the config, so a checkpoint rebuilds this model
+    # whatever the defaults are then.
+    width = MODELS[name].width if width is None else int(width)
+    if width is not None and width < 1:
+        raise ModelError(f"{name}: the width must be at least 1, got {width}")
     rng = np.random.default_rng(seed)
     dtype = np.dtype(dtype)
     config = dict(name=name, input_shape=list(input_shape), classes=classes, width=width, channels=channels,

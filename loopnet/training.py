@@ -174,14 +174,22 @@ def load_checkpoint(path):
     return meta, arrays
 
 
+def _saved_width(config):
+    """The width a checkpoint's model has: checkpoints written before widths were resolved
+    at build time say None for the model's default."""
+    width = config.get("width")
+    return models.MODELS[config["name"]].width if width is None and config.get("name") in models.MODELS else width
+
+
 def model_from_checkpoint(meta, arrays, expected=None):
     """Rebuild the checkpoint's model and load its parameters. With `expected` (a model
     config), refuse a checkpoint of another model or shape, naming the difference."""
     config = meta["model"]
-    if expected is not None:
-        keys = ("name", "input_shape", "classes", "width", "channels", "dtype")
-        differences = [f"{k} {config.get(k)!r} vs {expected.get(k)!r}" for k in keys
-                       if config.get(k) != expected.get(k) and not (k == "width" and expected.get(k) is None)]
+    if expected is not None:  # (a None in `expected` asks for nothing in particular)
+        keys = ("name", "input_shape", "classes", "width", "channels", "dropout", "init", "dtype")
+        differences = [f"{k} {_saved_width(config) if k == 'width' else config.get(k)!r} vs {expected.get(k)!r}"
+                       for k in keys if expected.get(k) is not None
+                       and (_saved_width(config) if k == "width" else config.get(k)) != expected.get(k)]
         if differences:
             raise CheckpointError(f"the checkpoint is of another model: {'; '.join(differences)} (checkpoint vs asked)")
     model = models.build(config["name"], tuple(config["input_shape"]), config["classes"], width=config["width"],

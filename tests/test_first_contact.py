@@ -182,3 +182,37 @@ def test_loading_a_data_set_is_announced_on_a_terminal_and_cleared(monkeypatch):
     monkeypatch.setattr(sys, "stderr", terminal)
     assert commands._load_data("xor", 0, None).name == "xor"
     assert terminal.getvalue() == "loading the xor data set...\r\x1b[K"
+
+
+@pytest.mark.parametrize("model,options", [
+    ("xor", ["--width", "3"]), ("logistic", ["--init", "he"]), ("mlp", ["--width", "6", "--dropout", "0.2"]),
+    ("convnet", ["--channels", "2", "--dropout", "0.1"]), ("attention", ["--width", "4", "--dtype", "float32"]),
+])
+def test_a_resumed_run_keeps_its_model_and_writes_what_evaluate_loads(tmp_path, model, options):
+    from loopnet import training
+
+    ck = str(tmp_path / "ck.npz")
+    assert run("train", model, "--epochs", "1", "--checkpoint", ck, "--seed", "3", *options).exit_code == 0
+    first = training.load_checkpoint(ck)[0]["model"]
+    result = run("train", model, "--epochs", "2", "--resume", ck)  # no options: all from the checkpoint
+    assert result.exit_code == 0, result.output
+    meta = training.load_checkpoint(ck)[0]
+    assert meta["state"]["epoch"] == 2 and meta["model"] == first and meta["train"]["seed"] == 3
+    assert first["width"] == models_width(model, options)
+    evaluated = run("evaluate", model, "--checkpoint", ck)
+    assert evaluated.exit_code == 0 and "after epoch 2" in evaluated.stdout, evaluated.output
+
+
+def models_width(model, options):
+    from loopnet.models import MODELS
+
+    return int(options[options.index("--width") + 1]) if "--width" in options else MODELS[model].width
+
+
+def test_a_resumed_run_refuses_options_that_ask_for_another_model(tmp_path):
+    ck = str(tmp_path / "ck.npz")
+    assert run("train", "xor", "--epochs", "1", "--checkpoint", ck, "--width", "3").exit_code == 0
+    one_line_error(run("train", "xor", "--epochs", "2", "--resume", ck, "--width", "2"), "width 3 vs 2")
+    one_line_error(run("train", "xor", "--epochs", "2", "--resume", ck, "--dtype", "float32"), "dtype 'float64' vs 'float32'")
+    one_line_error(run("train", "xor", "--epochs", "2", "--resume", ck, "--seed", "7"), "trained with --seed 0")
+    one_line_error(run("train", "mlp", "--epochs", "2", "--resume", ck), "holds a xor model, not mlp")

@@ -46,15 +46,32 @@ def _check_options_apply(spec, given, optimizer):
         fail(f"--momentum is mu of --optimizer momentum; {spec.name} is training with {optimizer}")
 
 
-def _resume(path, net, config, checkpoint):
-    """Load the run to continue; refuse one with nothing left to train."""
+def _saved_run(path, model, seed):
+    """What a resumed run takes from its checkpoint before anything is built: the data set
+    and seed it was trained with (a --seed that differs is refused)."""
+    meta = training.load_checkpoint(path)[0]
+    if meta["model"]["name"] != model:
+        fail(f"{path} holds a {meta['model']['name']} model, not {model}")
+    saved = meta["train"]
+    if seed is not None and seed != saved["seed"]:
+        fail(f"{path} was trained with --seed {saved['seed']}; a resumed run keeps it (drop --seed {seed})")
+    return saved
+
+
+def _resume(path, model, asked, dataset, config, checkpoint):
+    """The model, state and optimizer of the run to continue, all from its checkpoint: the
+    model as it was built then (an option asking for another is refused), so the run
+    goes on saving a checkpoint that its own `evaluate` can load."""
+    meta, arrays = training.load_checkpoint(path)
+    expected = dict(asked, name=model, input_shape=list(dataset.input_shape), classes=dataset.classes)
+    net = training.model_from_checkpoint(meta, arrays, expected=expected)
     state, optimizer = training.resume(path, net, config)
     if state.epoch >= config.epochs:
         fail(f"{path} has finished epoch {state.epoch} of {config.epochs}: nothing left to train "
              f"(ask for more with --epochs, e.g. --epochs {state.epoch + 10})")
     saving = f"; saving to {checkpoint}" if checkpoint else ""
     click.echo(f"resumed from {path} after epoch {state.epoch}{saving}")
-    return state, optimizer
+    return net, state, optimizer
 
 
 def _spec(model):
@@ -118,10 +135,11 @@ def _load_data(name, seed, data_dir):
             click.echo("\r\033[K", err=True, nl=False)
 
 
-def _data_name(spec, data, data_dir):
+def _data_name(spec, data, data_dir, saved=None):
+    """--data, else mnist for --data-dir, else the resumed run's, else the model's own."""
     if data_dir and data not in (None, "mnist"):
         fail(f"--data-dir is for mnist; it cannot be used with --data {data}")
-    return "mnist" if data_dir else (data or spec.data)
+    return "mnist" if data_dir else (data or (saved["data"] if saved else spec.data))
 
 
 def _check_before_work(config, checkpoint, resume, plot):
@@ -176,14 +194,14 @@ Models:
               help=f"Dropout probability before the last layer, in [0, 1) ({_models_using('dropout')}; default 0).")
 @click.option("--width", type=int, default=None, help="; ".join(f"{name}: {spec.width_help}" for name, spec in models.MODELS.items() if spec.width_help) + ".")
 @click.option("--channels", type=int, default=None, help=f"Convolution channels ({_models_using('channels')}; default 16).")
-@click.option("--init", "init_scheme", type=click.Choice(init.SCHEMES), default=init.SCHEMES[0], show_default=True,
-              help="uniform: the slides' U[-1/sqrt(n), 1/sqrt(n)].")
+@click.option("--init", "init_scheme", type=click.Choice(init.SCHEMES), default=None,
+              help=f"Initialisation (default {init.SCHEMES[0]}: the slides' U[-1/sqrt(n), 1/sqrt(n)]).")
 @click.option("--patience", type=int, default=None, help="Stop after this many epochs without a better validation accuracy.")
 @click.option("--lr-patience", type=int, default=None,
               help=f"Halve the lr after this many epochs without a better validation accuracy (0: never; default: {_per_model('lr_patience')}).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds initialisation, splits, shuffling, dropout.")
+@click.option("--seed", type=int, default=None, help="Seeds initialisation, splits, shuffling, dropout (default 0).")
 @backend_option(f"Default per model: {_per_model('backend')}.")
-@click.option("--dtype", type=click.Choice(DTYPES), default=DTYPES[0], show_default=True)
+@click.option("--dtype", type=click.Choice(DTYPES), default=None, help=f"Default {DTYPES[0]}.")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="Save here after every epoch (atomically) and keep it on Ctrl-C.")
 @click.option("--resume", type=click.Path(dir_okay=False),
               help="Continue from this checkpoint exactly where it stopped, and keep saving to it (unless --checkpoint names another file).")
@@ -193,23 +211,27 @@ def train(model, data, data_dir, epochs, lr, batch_size, optimizer, momentum, we
     spec = _spec(model)
     optimizer = optimizer or spec.optimizer
     _check_options_apply(spec, dict(width=width, channels=channels, dropout=dropout, momentum=momentum), optimizer)
+    saved = _saved_run(resume, model, seed) if resume and os.path.isfile(resume) else None
+    seed = saved["seed"] if saved else (seed or 0)
     checkpoint = checkpoint or resume  # a resumed run goes on saving where it came from
     config = training.TrainConfig(
         epochs=spec.epochs if epochs is None else epochs, lr=spec.lr if lr is None else lr,
         batch_size=spec.batch_size if batch_size is None else batch_size, optimizer=optimizer,
         momentum=0.9 if momentum is None else momentum, weight_decay=weight_decay, clip=clip, seed=seed,
         lr_patience=spec.lr_patience if lr_patience is None else lr_patience,
-        patience=patience, data=_data_name(spec, data, data_dir),
+        patience=patience, data=_data_name(spec, data, data_dir, saved),
     )
     _check_before_work(config, checkpoint, resume, plot)
     select_backend(backend, spec.backend)
     dataset = _load_data(config.data, seed, data_dir)
-    net = models.build(model, dataset.input_shape, dataset.classes, width=width,
-                       channels=16 if channels is None else channels, dropout=dropout or 0.0,
-                       init_scheme=init_scheme, dtype=dtype, seed=seed)
-    state = optimizer_state = None
+    asked = dict(width=width, channels=channels, dropout=dropout, init=init_scheme, dtype=dtype)
     if resume:
-        state, optimizer_state = _resume(resume, net, config, checkpoint)
+        net, state, optimizer_state = _resume(resume, model, asked, dataset, config, checkpoint)
+    else:
+        net = models.build(model, dataset.input_shape, dataset.classes, width=width,
+                           channels=16 if channels is None else channels, dropout=dropout or 0.0,
+                           init_scheme=init_scheme or init.SCHEMES[0], dtype=dtype or DTYPES[0], seed=seed)
+        state = optimizer_state = None
     state = _train_epochs(net, dataset, config, state, optimizer_state, checkpoint)
     test = training.accuracy(net, dataset.test)
     click.echo(f"test accuracy {100 * test:.2f}% (best validation {100 * state.best_accuracy:.2f}% at epoch {state.best_epoch})")
