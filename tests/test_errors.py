@@ -61,3 +61,10 @@ def test_binary_cross_entropy_targets_must_lie_in_0_1():
     loss = ln.binary_cross_entropy(P((2,), "p"), ln.Input([0.5, 1.5], name="t"))
     with pytest.raises(LabelError, match=r"targets 't' must lie in \[0, 1\], found 1.5"):
         ln.forward(loss)
+
+
+def test_reshape_refuses_a_shape_that_is_not_whole_numbers():
+    x = ln.Parameter(np.arange(4.0).reshape(2, 2), name="x")
+    with pytest.raises(ln.errors.ShapeError, match=r"reshape: the new shape \(2.5, 2\) must be whole numbers"):
+        ln.reshape(x, (2.5, 2))
+    assert ln.reshape(x, np.array([4])[0]).shape == (4,) and ln.reshape(x, (np.int64(-1),)).shape == (4,)

@@ -80,8 +80,6 @@ def test_training_on_mnist_idx_files(tmp_path):
 
 @pytest.mark.parametrize("args,fragment", [
     (["train", "resnet"], "unknown model 'resnet'"),
-    (["train", "mlp", "--lr", "-0.1"], "--lr must be positive"),
-    (["train", "mlp", "--epochs", "0"], "--epochs and --batch-size must be at least 1"),
     (["train", "mlp", "--data-dir", "/no/such/dir"], "is not a directory"),
     (["train", "mlp", "--data", "cifar"], "unknown data set 'cifar'"),
     (["train", "mlp", "--data", "blobs", "--data-dir", "/tmp"], "--data-dir is for mnist"),
@@ -93,6 +91,20 @@ def test_training_on_mnist_idx_files(tmp_path):
 ])
 def test_bad_input_is_one_line_and_exit_1(args, fragment):
     fails_cleanly(run(*args), fragment)
+
+
+@pytest.mark.parametrize("option,value,fragment", [
+    ("--lr", "-0.1", "is not a positive finite number"), ("--lr", "inf", "is not a positive finite number"),
+    ("--lr", "nan", "is not a positive finite number"), ("--epochs", "0", "is not in the range x>=1"),
+    ("--batch-size", "0", "is not in the range x>=1"), ("--width", "-5", "is not in the range x>=1"),
+    ("--width", "0", "is not in the range x>=1"), ("--seed", "-1", "is not in the range x>=0"),
+    ("--patience", "-1", "is not in the range x>=1"), ("--lr-patience", "-1", "is not in the range x>=0"),
+    ("--momentum", "1", "is not a momentum mu in [0, 1)"), ("--clip", "0", "is not a positive finite number"),
+    ("--weight-decay", "-1", "is not a finite number >= 0"),
+])
+def test_a_bad_option_value_is_a_usage_error_before_any_work(option, value, fragment):
+    result = run("train", "mlp", option, value)
+    assert result.exit_code == 2 and fragment in result.output and "Traceback" not in result.output
 
 
 def test_a_checkpoint_of_another_shape_is_refused_and_nothing_is_overwritten(tmp_path):

@@ -2,6 +2,7 @@
 every option, come from the registries (models.MODELS, optim.OPTIMIZERS, init.SCHEMES,
 data.DATASETS); every option overrides the model's defaults."""
 
+import math
 import os
 import sys
 
@@ -24,16 +25,28 @@ def _model_list():
     return "\n".join(f"  {name:<10} {spec.summary}" for name, spec in models.MODELS.items())
 
 
-class _Probability(click.ParamType):
-    """A float in [0, 1): dropout's p (1 would drop everything; NaN is no probability)."""
+class _Real(click.ParamType):
+    """A finite float within bounds: click's FloatRange lets NaN and inf through (every
+    comparison with NaN is false), and a NaN learning rate trains to 'loss nan'."""
 
-    name = "probability"
+    name = "float"
+
+    def __init__(self, low=None, high=None, low_open=False, high_open=False, meaning=None):
+        self.low, self.high, self.low_open, self.high_open, self.meaning = low, high, low_open, high_open, meaning
 
     def convert(self, value, param, ctx):
-        p = value if isinstance(value, float) else click.FLOAT.convert(value, param, ctx)
-        if not 0 <= p < 1:  # also false for NaN
-            self.fail(f"{value!r} is not a probability in [0, 1)", param, ctx)
-        return p
+        x = value if isinstance(value, float) else click.FLOAT.convert(value, param, ctx)
+        inside = math.isfinite(x) and (self.low is None or (x > self.low if self.low_open else x >= self.low)) \
+            and (self.high is None or (x < self.high if self.high_open else x <= self.high))
+        if not inside:
+            self.fail(f"{value!r} is not {self.meaning}", param, ctx)
+        return x
+
+
+PROBABILITY = _Real(0, 1, high_open=True, meaning="a probability in [0, 1)")
+POSITIVE = _Real(0, low_open=True, meaning="a positive finite number")
+AT_LEAST_ONE = click.IntRange(min=1)
+COUNT = click.IntRange(min=0)
 
 
 def _check_options_apply(spec, given, optimizer):
@@ -58,7 +71,7 @@ def _saved_run(path, model, seed):
     return saved
 
 
-def _resume(path, model, asked, dataset, config, checkpoint):
+def _resume(path, model, asked, dataset, config, checkpoint, lr):
     """The model, state and optimizer of the run to continue, all from its checkpoint: the
     model as it was built then (an option asking for another is refused), so the run
     goes on saving a checkpoint that its own `evaluate` can load."""
@@ -66,6 +79,9 @@ def _resume(path, model, asked, dataset, config, checkpoint):
     expected = dict(asked, name=model, input_shape=list(dataset.input_shape), classes=dataset.classes)
     net = training.model_from_checkpoint(meta, arrays, expected=expected)
     state, optimizer = training.resume(path, net, config)
+    if lr is not None and lr != state.lr:  # --lr overrides the learning rate the run had reached
+        click.echo(f"learning rate {lr} from --lr (the checkpoint's was {state.lr:g})", err=True)
+        state.lr = lr
     if state.epoch >= config.epochs:
         fail(f"{path} has finished epoch {state.epoch} of {config.epochs}: nothing left to train "
              f"(ask for more with --epochs, e.g. --epochs {state.epoch + 10})")
@@ -142,14 +158,11 @@ def _data_name(spec, data, data_dir, saved=None):
     return "mnist" if data_dir else (data or (saved["data"] if saved else spec.data))
 
 
-def _check_before_work(config, checkpoint, resume, plot):
-    """Everything that can be checked before any work, so a bad option loses nothing."""
+def _check_before_work(checkpoint, resume, plot):
+    """Everything that can be checked before any work, so a bad option loses nothing
+    (the option values themselves are checked by their click types)."""
     if resume and not os.path.isfile(resume):
         fail(f"no checkpoint at {resume}")
-    if not config.lr > 0:
-        fail(f"--lr must be positive, got {config.lr}")
-    if config.epochs < 1 or config.batch_size < 1:
-        fail("--epochs and --batch-size must be at least 1")
     if plot:
         try:
             import matplotlib  # noqa: F401
@@ -183,23 +196,23 @@ Models:
 @click.argument("model")
 @click.option("--data", help=f"{', '.join(datasets.DATASETS)} (default: the model's own).")
 @click.option("--data-dir", type=click.Path(), help="Directory with the MNIST IDX files (raw or .gz); implies --data mnist.")
-@click.option("--epochs", type=int, help=f"Epochs to train (default per model: {_per_model('epochs')}).")
-@click.option("--lr", type=float, help=f"Learning rate (default per model: {_per_model('lr')}).")
-@click.option("--batch-size", type=int, help=f"Minibatch size; gradients are averaged over it (default: {_per_model('batch_size')}).")
+@click.option("--epochs", type=AT_LEAST_ONE, help=f"Epochs to train (default per model: {_per_model('epochs')}).")
+@click.option("--lr", type=POSITIVE, help=f"Learning rate (default per model: {_per_model('lr')}).")
+@click.option("--batch-size", type=AT_LEAST_ONE, help=f"Minibatch size; gradients are averaged over it (default: {_per_model('batch_size')}).")
 @click.option("--optimizer", type=click.Choice(list(optim.OPTIMIZERS)), help=f"Update rule (default: {_per_model('optimizer')}).")
-@click.option("--momentum", type=float, default=None, help="mu for --optimizer momentum (default 0.9).")
-@click.option("--weight-decay", type=float, default=0.0, show_default=True, help="L2 penalty lambda on weights.")
-@click.option("--clip", type=float, default=None, help="Clip the gradient norm to this value.")
-@click.option("--dropout", type=_Probability(), default=None,
+@click.option("--momentum", type=_Real(0, 1, high_open=True, meaning="a momentum mu in [0, 1)"), default=None, help="mu for --optimizer momentum (default 0.9).")
+@click.option("--weight-decay", type=_Real(0, meaning="a finite number >= 0"), default=0.0, show_default=True, help="L2 penalty lambda on weights.")
+@click.option("--clip", type=POSITIVE, default=None, help="Clip the gradient norm to this value.")
+@click.option("--dropout", type=PROBABILITY, default=None,
               help=f"Dropout probability before the last layer, in [0, 1) ({_models_using('dropout')}; default 0).")
-@click.option("--width", type=int, default=None, help="; ".join(f"{name}: {spec.width_help}" for name, spec in models.MODELS.items() if spec.width_help) + ".")
-@click.option("--channels", type=int, default=None, help=f"Convolution channels ({_models_using('channels')}; default 16).")
+@click.option("--width", type=AT_LEAST_ONE, default=None, help="; ".join(f"{name}: {spec.width_help}" for name, spec in models.MODELS.items() if spec.width_help) + ".")
+@click.option("--channels", type=AT_LEAST_ONE, default=None, help=f"Convolution channels ({_models_using('channels')}; default 16).")
 @click.option("--init", "init_scheme", type=click.Choice(init.SCHEMES), default=None,
               help=f"Initialisation (default {init.SCHEMES[0]}: the slides' U[-1/sqrt(n), 1/sqrt(n)]).")
-@click.option("--patience", type=int, default=None, help="Stop after this many epochs without a better validation accuracy.")
-@click.option("--lr-patience", type=int, default=None,
+@click.option("--patience", type=AT_LEAST_ONE, default=None, help="Stop after this many epochs without a better validation accuracy.")
+@click.option("--lr-patience", type=COUNT, default=None,
               help=f"Halve the lr after this many epochs without a better validation accuracy (0: never; default: {_per_model('lr_patience')}).")
-@click.option("--seed", type=int, default=None, help="Seeds initialisation, splits, shuffling, dropout (default 0).")
+@click.option("--seed", type=COUNT, default=None, help="Seeds initialisation, splits, shuffling, dropout (default 0).")
 @backend_option(f"Default per model: {_per_model('backend')}.")
 @click.option("--dtype", type=click.Choice(DTYPES), default=None, help=f"Default {DTYPES[0]}.")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="Save here after every epoch (atomically) and keep it on Ctrl-C.")
@@ -221,12 +234,12 @@ def train(model, data, data_dir, epochs, lr, batch_size, optimizer, momentum, we
         lr_patience=spec.lr_patience if lr_patience is None else lr_patience,
         patience=patience, data=_data_name(spec, data, data_dir, saved),
     )
-    _check_before_work(config, checkpoint, resume, plot)
+    _check_before_work(checkpoint, resume, plot)
     select_backend(backend, spec.backend)
     dataset = _load_data(config.data, seed, data_dir)
     asked = dict(width=width, channels=channels, dropout=dropout, init=init_scheme, dtype=dtype)
     if resume:
-        net, state, optimizer_state = _resume(resume, model, asked, dataset, config, checkpoint)
+        net, state, optimizer_state = _resume(resume, model, asked, dataset, config, checkpoint, lr)
     else:
         net = models.build(model, dataset.input_shape, dataset.classes, width=width,
                            channels=16 if channels is None else channels, dropout=dropout or 0.0,

@@ -6,6 +6,9 @@
 flatten(x) keeps the first axis (the minibatch) and joins the rest: (N, rest).
 """
 
+import operator
+
+from loopnet.errors import ShapeError
 from loopnet.loops import flat, loop
 from loopnet.op import Op
 
@@ -18,12 +21,25 @@ def reshape_grad_x(i, dy, dx):
     dx[i] += dy[i]
 
 
+def _whole_numbers(shape):
+    """A shape as a tuple of ints: one int, or a sequence of them (NumPy's ints too).
+    operator.index refuses 2.5, which int() would silently cut to 2."""
+    try:
+        return (operator.index(shape),)
+    except TypeError:
+        pass
+    try:
+        return tuple(operator.index(n) for n in shape)
+    except TypeError:
+        raise ShapeError(f"reshape: the new shape {shape} must be whole numbers (one may be -1)") from None
+
+
 class Reshape(Op):
     name = "reshape"
     inputs = ("x",)
 
     def __init__(self, shape):
-        self.target = tuple(int(n) for n in shape)
+        self.target = _whole_numbers(shape)
 
     def shape(self, x):
         target = list(self.target)
