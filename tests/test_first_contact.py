@@ -216,3 +216,13 @@ def test_a_resumed_run_refuses_options_that_ask_for_another_model(tmp_path):
     one_line_error(run("train", "xor", "--epochs", "2", "--resume", ck, "--dtype", "float32"), "dtype 'float64' vs 'float32'")
     one_line_error(run("train", "xor", "--epochs", "2", "--resume", ck, "--seed", "7"), "trained with --seed 0")
     one_line_error(run("train", "mlp", "--epochs", "2", "--resume", ck), "holds a xor model, not mlp")
+
+
+def test_lr_on_a_resumed_run_is_an_announced_override(tmp_path):
+    from loopnet import training
+
+    ck = str(tmp_path / "ck.npz")
+    assert run("train", "xor", "--epochs", "2", "--checkpoint", ck).exit_code == 0
+    result = run("train", "xor", "--epochs", "3", "--resume", ck, "--lr", "0.125")
+    assert result.exit_code == 0 and "learning rate 0.125 from --lr (the checkpoint's was 0.5)" in result.stderr
+    assert training.load_checkpoint(ck)[0]["state"]["lr"] == 0.125
