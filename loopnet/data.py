@@ -13,7 +13,9 @@ shape and each model flattens or not. Splits are seeded: the same seed, the same
 """
 
 import gzip
+import math
 import os
+import zlib
 from typing import NamedTuple
 
 import numpy as np
@@ -98,29 +100,46 @@ def digits(seed=0):
 IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+MAX_IDX_BYTES = 1 << 30  # loopnet reads a whole file into memory: refuse a header asking more
+
+
 def read_idx(path):
-    """An IDX file (raw or gzip) as a NumPy array. Raises DataError naming the file."""
+    """An IDX file (raw or gzip) as a NumPy array. Raises DataError naming the file.
+
+    The header is read first and the data streamed after it, so a file is never read past
+    the size its header promises (a small gzip that unpacks to gigabytes stops there)."""
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as handle:
+            dtype, shape = _idx_header(handle, path)
+            expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+            if expected > MAX_IDX_BYTES:
+                raise DataError(f"{path}: its header promises {expected} bytes of data, more than "
+                                f"loopnet reads ({MAX_IDX_BYTES} bytes)")
+            payload = handle.read(expected + 1)
     except OSError as err:
         raise DataError(f"cannot read {path}: {err.strerror or err}") from None
-    except (EOFError, gzip.BadGzipFile) as err:
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise DataError(f"{path} is not a valid gzip file: {err}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
+    if len(payload) != expected:
+        got = f"more than {expected}" if len(payload) > expected else str(len(payload))
+        raise DataError(f"{path} holds {got} bytes of data, its header says {expected}")
+    return np.frombuffer(payload, dtype=dtype).reshape(shape)
+
+
+def _idx_header(handle, path):
+    """(dtype, shape) from an IDX header: magic 0 0, a type code, the number of dimensions,
+    then each dimension as a big-endian 32-bit count."""
+    magic = handle.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in IDX_TYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number)")
-    dims = raw[3]
-    header = 4 + 4 * dims
-    if len(raw) < header:
+    dims = magic[3]
+    sizes = handle.read(4 * dims)
+    if len(sizes) < 4 * dims:
         raise DataError(f"{path} is truncated: its header promises {dims} dimensions")
-    shape = tuple(int.from_bytes(raw[4 + 4 * k:8 + 4 * k], "big") for k in range(dims))
-    dtype = np.dtype(IDX_TYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise DataError(f"{path} holds {len(raw) - header} bytes of data, its header says {expected}")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    shape = tuple(int.from_bytes(sizes[4 * k:4 * k + 4], "big") for k in range(dims))
+    return np.dtype(IDX_TYPES[magic[2]]), shape
 
 
 MNIST_FILES = {
@@ -141,21 +160,36 @@ def find_idx(data_dir, stem):
 
 def mnist(data_dir, seed=0, val_fraction=1 / 12):
     """MNIST from the four IDX files in `data_dir`; pixels / 255; a seeded validation
-    split from the training set (5000 of 60000 by default)."""
+    split from the training set (5000 of 60000 by default). Both splits are checked before
+    anything trains: images of one size, integer labels in 0..9, finite pixels, no empty split."""
     if not data_dir or not os.path.isdir(data_dir):
         raise DataError(f"--data-dir {data_dir!r} is not a directory holding the MNIST IDX files")
     arrays = {key: read_idx(find_idx(data_dir, stem)) for key, stem in MNIST_FILES.items()}
     for part in ("train", "test"):
-        images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise DataError(f"MNIST {part} files disagree: images {images.shape}, labels {labels.shape}")
-        if labels.size and labels.max() > 9:
-            raise DataError(f"MNIST {part} labels go up to {labels.max()}, expected 0..9")
+        _check_mnist_split(part, arrays[f"{part}_images"], arrays[f"{part}_labels"])
+    train_shape, test_shape = arrays["train_images"].shape[1:], arrays["test_images"].shape[1:]
+    if train_shape != test_shape:
+        raise DataError(f"MNIST test images are {test_shape[0]}x{test_shape[1]}, the training images "
+                        f"{train_shape[0]}x{train_shape[1]}: one model cannot take both")
     x = arrays["train_images"].astype(np.float64) / 255.0
     y = arrays["train_labels"].astype(np.int64)
     train, val, _ = split(x, y, seed, val_fraction=val_fraction, test_fraction=0.0)
     test = Split(arrays["test_images"].astype(np.float64) / 255.0, arrays["test_labels"].astype(np.int64))
     return Dataset("mnist", train, val, test, 10, x.shape[1:])
+
+
+def _check_mnist_split(part, images, labels):
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise DataError(f"MNIST {part} files disagree: images {images.shape}, labels {labels.shape}")
+    if len(labels) == 0:
+        raise DataError(f"MNIST {part} files hold no images")
+    if labels.dtype.kind not in "iu":
+        raise DataError(f"MNIST {part} labels are {labels.dtype.name} numbers; class labels must be integers")
+    if labels.min() < 0 or labels.max() > 9:
+        bad = int(labels.min()) if labels.min() < 0 else int(labels.max())
+        raise DataError(f"MNIST {part} labels include {bad}, expected 0..9")
+    if images.dtype.kind == "f" and not np.all(np.isfinite(images)):
+        raise DataError(f"MNIST {part} images hold NaN or Inf pixels")
 
 
 # name -> loader(seed, data_dir) -> Dataset: what load() dispatches through and what the
@@ -178,10 +212,15 @@ def load(name, seed=0, data_dir=None):
 
 
 def write_idx(path, array):
-    """Write `array` as an IDX file (gzip if the name ends in .gz): for tests and tools."""
-    codes = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09}
+    """Write `array` as an IDX file (gzip if the name ends in .gz): for tests and tools.
+    Any of IDX's element types: uint8, int8, int16, int32, float32, float64."""
     array = np.asarray(array)
-    header = bytes([0, 0, codes[array.dtype], array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    payload = header + array.tobytes()
+    codes = {np.dtype(t).newbyteorder(">") if np.dtype(t).itemsize > 1 else np.dtype(t): code
+             for code, t in IDX_TYPES.items()}
+    big_endian = array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype
+    if big_endian not in codes:
+        raise DataError(f"IDX files cannot hold {array.dtype}")
+    header = bytes([0, 0, codes[big_endian], array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    payload = header + array.astype(big_endian).tobytes()
     with open(path, "wb") as handle:
         handle.write(gzip.compress(payload) if path.endswith(".gz") else payload)
