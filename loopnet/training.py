@@ -15,6 +15,7 @@ epoch), so resuming from a checkpoint continues exactly as the uninterrupted run
 """
 
 import json
+import math
 import os
 import tempfile
 import time
@@ -24,9 +25,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 import loopnet as ln
-from loopnet import models
+from loopnet import init, models
 from loopnet.errors import LoopnetError
-from loopnet.optim import make_optimizer
+from loopnet.optim import OPTIMIZERS, make_optimizer
 
 
 class CheckpointError(LoopnetError, ValueError):
@@ -160,18 +161,91 @@ def save_checkpoint(path, model, config, state, optimizer):
 
 
 def load_checkpoint(path):
-    """(meta, arrays) from a checkpoint; CheckpointError if missing or corrupt."""
+    """(meta, arrays) from a checkpoint; CheckpointError if missing, corrupt, or holding
+    anything a checkpoint never holds. Array headers are checked against their sizes before
+    NumPy allocates anything, and the meta against the schema below."""
     if not os.path.isfile(path):
         raise CheckpointError(f"no checkpoint at {path}")
     try:
+        _check_members(path)
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
         meta = json.loads(str(arrays.pop("meta")))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, MemoryError) as err:
         raise CheckpointError(f"{path} is not a loopnet checkpoint ({type(err).__name__}: {err})") from None
-    if meta.get("format") != "loopnet-checkpoint-1":
-        raise CheckpointError(f"{path} is not a loopnet checkpoint (format {meta.get('format')!r})")
+    if not isinstance(meta, dict) or meta.get("format") != "loopnet-checkpoint-1":
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise CheckpointError(f"{path} is not a loopnet checkpoint (format {got!r})")
+    _check_meta(meta, path)
     return meta, arrays
+
+
+def _check_members(path):
+    """Each array's header against the bytes its member really holds: a header claiming
+    1e11 elements would otherwise be allocated before anything could say it is wrong."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read_header(member)
+                if math.prod(shape) * dtype.itemsize > info.file_size:
+                    raise CheckpointError(f"{path} is corrupt: {info.filename} claims shape {shape} "
+                                          f"but holds {info.file_size} bytes")
+
+
+def _whole(low, high=10**6):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _real(low=-math.inf, high=math.inf, low_open=False):
+    return lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                      and (v > low if low_open else v >= low) and v <= high)
+
+
+def _optional(check):
+    return lambda v: v is None or check(v)
+
+
+# What each part of a checkpoint's meta may hold: anything else was not written by loopnet.
+_SCHEMA = {
+    "model": {
+        "name": lambda v: v in models.MODELS, "classes": _whole(2, 10**5), "width": _optional(_whole(1, 10**5)),
+        "input_shape": lambda v: isinstance(v, list) and 1 <= len(v) <= 2 and all(map(_whole(1, 10**5), v)),
+        "channels": _whole(1, 10**4), "dropout": _real(0, 0.999999), "init": lambda v: v in init.SCHEMES,
+        "dtype": lambda v: v in ("float32", "float64"),
+    },
+    "train": {
+        "epochs": _whole(1), "lr": _real(0, low_open=True), "batch_size": _whole(1),
+        "optimizer": lambda v: v in OPTIMIZERS, "momentum": _real(0, 0.999999), "weight_decay": _real(0),
+        "clip": _optional(_real(0, low_open=True)), "seed": _whole(0, 2**63), "lr_patience": _whole(0),
+        "patience": _optional(_whole(0)), "data": _optional(lambda v: isinstance(v, str)),
+    },
+    "state": {
+        "epoch": _whole(0), "lr": _real(0, low_open=True), "best_accuracy": _real(-1, 1), "best_epoch": _whole(0),
+        "stale_epochs": _whole(0), "history": lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v),
+    },
+    "optimizer": {"steps": _whole(0, 2**63), "lr": _real(0, low_open=True)},
+}
+_EXACT = ("state", "optimizer")  # rebuilt from these keys alone: an extra key is an error too
+
+
+def _check_meta(meta, path):
+    for part, fields in _SCHEMA.items():
+        section = meta.get(part)
+        if not isinstance(section, dict):
+            raise CheckpointError(f"{path} is not a usable checkpoint: its {part!r} is {type(section).__name__}")
+        for key, check in fields.items():
+            if key not in section:
+                raise CheckpointError(f"{path} is not a usable checkpoint: {part}.{key} is missing")
+            if not check(section[key]):
+                raise CheckpointError(f"{path} is not a usable checkpoint: {part}.{key} is {section[key]!r}")
+        extra = set(section) - set(fields)
+        if part in _EXACT and extra:
+            raise CheckpointError(f"{path} is not a usable checkpoint: {part} has unknown {sorted(extra)}")
 
 
 def _saved_width(config):
