@@ -4,6 +4,7 @@ A target is a function that takes no arguments and returns the loss node. Built-
 are listed in TARGETS; `load_target("path/to/file.py:build")` loads a user's.
 """
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -161,6 +162,14 @@ TARGETS = {
 }
 
 
+@contextlib.contextmanager
+def _user_code():
+    """While a user's file runs, its prints go to stderr: stdout carries trace's output,
+    which `--format json` promises is one JSON object."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
 def _split(spec):
     """'dir/file.py:func' -> ('dir/file.py', 'func'); the function defaults to build."""
     path, sep, func = spec.rpartition(":")
@@ -183,9 +192,12 @@ def load_target(spec):
     module = importlib.util.module_from_spec(spec_obj)
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))  # so the file's own imports work
     try:
-        spec_obj.loader.exec_module(module)
+        with _user_code():
+            spec_obj.loader.exec_module(module)
     except SyntaxError as err:
         raise TargetError(f"{path} does not import: SyntaxError at line {err.lineno}: {err.msg}") from None
+    except SystemExit as err:
+        raise TargetError(f"{path} exited while it was imported (sys.exit({err.code!r})): nothing to trace") from None
     except Exception as err:  # noqa: BLE001 - any failure of user code is reported, not raised
         raise TargetError(f"{path} does not import: {type(err).__name__}: {err}") from None
     finally:
@@ -203,9 +215,13 @@ def build_target(spec):
     builder = load_target(spec)
     with ln.fresh_names():
         try:
-            node = builder()
+            with _user_code():
+                node = builder()
         except LoopnetError:
             raise
+        except SystemExit as err:
+            raise TargetError(f"{builder.__name__}() of {spec} exited (sys.exit({err.code!r})) instead of "
+                              f"returning the loss node") from None
         except Exception as err:  # noqa: BLE001
             raise TargetError(f"{builder.__name__}() of {spec} raised {type(err).__name__}: {err}") from None
     if not isinstance(node, ln.Node):

@@ -226,3 +226,34 @@ def test_lr_on_a_resumed_run_is_an_announced_override(tmp_path):
     result = run("train", "xor", "--epochs", "3", "--resume", ck, "--lr", "0.125")
     assert result.exit_code == 0 and "learning rate 0.125 from --lr (the checkpoint's was 0.5)" in result.stderr
     assert training.load_checkpoint(ck)[0]["state"]["lr"] == 0.125
+
+
+def test_a_user_files_prints_go_to_stderr_so_json_stays_json(tmp_path):
+    path = tmp_path / "model.py"
+    path.write_text("import loopnet as ln\nprint('importing')\n\ndef build():\n    print('building')\n"
+                    "    return ln.sum(ln.square(ln.Parameter([1.0, 2.0], name='w')))\n")
+    result = run("trace", str(path), "--format", "json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["nodes"][-1]["value"] == 5.0
+    assert "importing" in result.stderr and "building" in result.stderr
+
+
+@pytest.mark.parametrize("source,fragment", [
+    ("import sys\nsys.exit(0)\n", "exited while it was imported (sys.exit(0))"),
+    ("import sys\ndef build():\n    sys.exit(0)\n", "build() of"),
+])
+def test_a_user_file_that_exits_says_so(tmp_path, source, fragment):
+    path = tmp_path / "model.py"
+    path.write_text(source)
+    one_line_error(run("trace", str(path)), fragment)
+
+
+def test_ctrl_c_in_the_first_epoch_does_not_claim_a_checkpoint(tmp_path, monkeypatch):
+    from loopnet import training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train", interrupted)
+    ck = str(tmp_path / "never.npz")
+    result = run("train", "xor", "--checkpoint", ck)
+    assert result.exit_code == 130 and f"no epoch had finished, so nothing was saved to {ck}" in result.stderr

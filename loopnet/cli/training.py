@@ -180,7 +180,12 @@ def _train_epochs(net, dataset, config, state, optimizer_state, checkpoint):
                               on_batch=progress.on_batch, on_epoch=progress.on_epoch)
     except KeyboardInterrupt:
         progress.close_bar()
-        saved = f"the checkpoint in {checkpoint} holds the last finished epoch" if checkpoint else "no --checkpoint, nothing saved"
+        if not checkpoint:
+            saved = "no --checkpoint, nothing saved"
+        elif os.path.exists(checkpoint):
+            saved = f"the checkpoint in {checkpoint} holds the last finished epoch"
+        else:
+            saved = f"no epoch had finished, so nothing was saved to {checkpoint}"
         click.echo(f"\ninterrupted: {saved}", err=True)
         sys.exit(130)
 
