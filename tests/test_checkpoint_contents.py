@@ -87,3 +87,12 @@ def test_a_good_checkpoint_still_loads(tmp_path, good):
     meta, arrays = good
     loaded_meta, loaded = training.load_checkpoint(write(tmp_path / "ck.npz", meta, arrays))
     assert loaded_meta == meta and set(loaded) == set(arrays)
+
+
+def test_a_text_file_is_not_a_checkpoint_and_says_nothing_of_pickles(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\n")
+    for args in (["train", "xor", "--resume", str(path)], ["evaluate", "xor", "--checkpoint", str(path)]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1 and "is not a loopnet checkpoint (BadZipFile" in result.stderr
+        assert "pickle" not in result.stderr
