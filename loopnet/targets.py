@@ -62,7 +62,7 @@ def xor():
 
 
 def xor_backprop():
-    """Deck 001's bias-free XOR network, away from a solution: gradients to check by hand.
+    """Deck 001's bias-free XOR network off a solution: gradients to check by hand.
 
     Deck 001, 'Computing gradients', drops the biases of its XOR network and derives the
     gradients of h(x) = v^T ReLU(W^T x) under L = sum_i 1/2 (y_i - h(x_i))^2. With rows as
@@ -116,7 +116,7 @@ def mlp():
 
 
 def rnn():
-    """A recurrent net unrolled over 4 steps: h_t = tanh(x_t U + h_{t-1} V + b), shared U, V, b.
+    """An RNN unrolled over 4 steps: h_t = tanh(x_t U + h_{t-1} V + b), shared U, V, b.
 
     Every step uses the same U and V, so their gradients add up over the time steps.
     """
@@ -133,8 +133,10 @@ def rnn():
 
 
 def attention():
-    """The lecture's rough transformer step: attention-weighted average of token
-    embeddings plus position vectors, then a classifier, for one sequence of 4 tokens."""
+    """A rough transformer step: attention over token + position vectors, a classifier.
+
+    The attention-weighted average of token embeddings plus position vectors, then a
+    classifier, for one sequence of 4 tokens."""
     rng = np.random.default_rng(0)
     ids = ln.Input(np.array([[2, 0, 3, 1]]), name="tokens")
     positions = ln.Input(np.array([[0, 1, 2, 3]]), name="positions")

@@ -55,14 +55,22 @@ def to_json(records):
 SMALL = 16  # arrays up to this many elements are printed whole
 
 
-def show_array(array):
-    """A one-line rendering: small arrays whole, large ones as a summary."""
+WIDTH = 100  # columns of the text table: a terminal's, and a slide's code block
+
+
+def show_array(array, width=None):
+    """Small arrays whole, large ones as a summary. On one line, unless that line would
+    be wider than `width`: then NumPy's own layout, wrapped to `width` (rows of a matrix
+    one per line)."""
     if array is None:
         return "-"
     if array.size <= SMALL:
         options = {} if array.dtype.kind in "iu" else {"precision": 6, "suppress_small": True}
         text = np.array2string(array, separator=", ", max_line_width=10**6, **options)
-        return " ".join(text.split())  # rows of a matrix on one line: [[1., 2.], [3., 4.]]
+        line = " ".join(text.split())  # rows of a matrix on one line: [[1., 2.], [3., 4.]]
+        if width is None or len(line) <= width:
+            return line
+        return np.array2string(array, separator=", ", max_line_width=width, **options)
     if array.dtype.kind in "iu":
         return f"{array.size} ints in [{array.min()}, {array.max()}]"
     return (
@@ -83,8 +91,10 @@ def to_text(records):
     indent = " " * (widths[0] + 2)
     for row, record in zip(rows, records):
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-        lines.append(f"{indent}value {show_array(record.value)}")
-        lines.append(f"{indent}grad  {show_array(record.grad)}")
+        for label, array in (("value ", record.value), ("grad  ", record.grad)):
+            shown = show_array(array, WIDTH - len(indent) - len(label)).split("\n")
+            lines.append(f"{indent}{label}{shown[0]}")
+            lines += [f"{indent}{' ' * len(label)}{more}" for more in shown[1:]]
     return "\n".join(lines)
 
 

@@ -14,9 +14,12 @@ parameters so far, the config and history. Every random choice is seeded by (see
 epoch), so resuming from a checkpoint continues exactly as the uninterrupted run would.
 """
 
+import contextlib
+import glob
 import json
 import math
 import os
+import stat
 import tempfile
 import time
 import zipfile
@@ -135,7 +138,32 @@ def restore(model, arrays):
 # Checkpoints: .npz without pickle, written atomically
 
 
+class OutputError(LoopnetError, OSError):
+    """A file the run was asked to write cannot be written (a missing or read-only
+    directory, a full disk): said before any work where possible, in one line always."""
+
+
+def check_writable(path, what):
+    """Refuse now, before any work, an output path that cannot be written: its directory
+    must exist and take a new file (a probe file is made and removed: permission bits
+    alone do not say, e.g. for root or on a read-only file system)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise OutputError(f"the directory for {what} {path} does not exist")
+    if os.path.isdir(path):
+        raise OutputError(f"{what} {path} is a directory; give a file name")
+    try:
+        handle, probe = tempfile.mkstemp(dir=directory, prefix=".loopnet-probe-")
+        os.close(handle)
+        os.remove(probe)
+    except OSError as err:
+        raise OutputError(f"cannot write {what} {path}: {err.strerror or err}") from None
+
+
 def save_checkpoint(path, model, config, state, optimizer):
+    """Write the run's state to `path` atomically: a temporary file beside it, renamed
+    over it, so readers see the old file or the new, never half. An existing file keeps its
+    permission bits; temporaries left by a killed run are removed first."""
     arrays = {f"param/{name}": value for name, value in model.parameter_arrays().items()}
     arrays.update({f"best/{name}": value for name, value in state.best_params.items()})
     opt_arrays, opt_meta = optimizer.state_dict()
@@ -148,16 +176,33 @@ def save_checkpoint(path, model, config, state, optimizer):
         "optimizer": opt_meta,
     }
     arrays["meta"] = np.array(json.dumps(meta))
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".checkpoint-", suffix=".npz")
+    directory, prefix = os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp-"
+    for stale in glob.glob(os.path.join(glob.escape(directory), glob.escape(prefix) + "*")):
+        with contextlib.suppress(OSError):
+            os.remove(stale)
+    temporary = None
     try:
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=prefix)
         with os.fdopen(handle, "wb") as out:
             np.savez(out, **arrays)
-        os.replace(temporary, path)  # atomic: readers see the old file or the new, never half
-    except BaseException:
-        if os.path.exists(temporary):
+        os.chmod(temporary, _mode_for(path))
+        os.replace(temporary, path)
+    except BaseException as err:
+        if temporary is not None and os.path.exists(temporary):
             os.remove(temporary)
+        if isinstance(err, OSError):
+            raise OutputError(f"cannot write the checkpoint {path}: {err.strerror or err}") from None
         raise
+
+
+def _mode_for(path):
+    """An existing file's permission bits; for a new file, what open() would give (0666
+    less the umask), not mkstemp's private 0600: a checkpoint is shared like any file."""
+    if os.path.exists(path):
+        return stat.S_IMODE(os.stat(path).st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def load_checkpoint(path):

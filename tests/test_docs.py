@@ -60,11 +60,12 @@ def test_the_pdb_session_of_tutorial_5_stops_inside_the_backward_loop_with_no_fl
         '!import numpy; numpy.set_printoptions(legacy="1.25")',
         "!import loopnet.ops.matmul",
         "b loopnet.ops.matmul.matmul_grad_B, k == 1",
-        "c", "n", "n", "p i, AT[k, i], dCT[j, i]", "n", "n", "p i, AT[k, i], dCT[j, i]", "r", "p dB[k, j]", "q",
+        "c", "n", "n", "p i, AT[k, i], dCT[j, i]", "n", "n", "p i, AT[k, i], dCT[j, i]", "r", "p dB[k, j]", "cl 1", "c",
     ])
     assert "matmul.py" in out and "matmul_grad_B()" in out and "acc += AT[k, i] * dCT[j, i]" in out
     assert "(0, 0.0, 0.0)" in out and "(1, 1.0, -2.0)" in out  # examples 0 and 1: ReLU(a)[i,1], dL/dh[i]
     assert "\n(Pdb) -4.0\n" in out  # dL/dv[1], as the README works it by hand
+    assert "Deleted breakpoint 1" in out and "12  loss" in out  # then the trace runs to its end
     tutorial = open(os.path.join(ROOT, "tutorials", "05_stepping_through_backprop.py")).read()
     assert "python -m pdb cli.py trace xor-backprop\n" in tutorial and "--backend" not in tutorial.split("(Pdb) c\n")[0]
 

@@ -256,4 +256,10 @@ def test_ctrl_c_in_the_first_epoch_does_not_claim_a_checkpoint(tmp_path, monkeyp
     monkeypatch.setattr(training, "train", interrupted)
     ck = str(tmp_path / "never.npz")
     result = run("train", "xor", "--checkpoint", ck)
-    assert result.exit_code == 130 and f"no epoch had finished, so nothing was saved to {ck}" in result.stderr
+    assert result.exit_code == 130 and f"no epoch had been saved to {ck}" in result.stderr
+
+
+def test_a_log_gets_one_line_per_epoch_and_no_progress_bars():
+    result = run("train", "xor", "--epochs", "4")
+    assert result.exit_code == 0 and "epoch 1/4" not in result.stderr and result.stderr.strip() == ""
+    assert sum(line.startswith("epoch ") for line in result.stdout.splitlines()) == 4

@@ -17,6 +17,7 @@ deck 001's bias-free XOR network (the `xor-backprop` target):
     (Pdb) p i, AT[k, i], dCT[j, i]      # example 1: 1.0 x -2.0, the first non-zero term
     (Pdb) r
     (Pdb) p dB[k, j]                    # -4.0: dL/dv[1], the sum over the four examples
+    (Pdb) cl 1
     (Pdb) c
 
 What each step does:
@@ -33,7 +34,9 @@ What each step does:
 - Each `n` runs one line. The loop adds one term per example. Examples 0 and 2 add 0
   (example 2 is already right: h = y there). Examples 1 and 3 add 1 x -2 and 2 x -1.
 - `r` runs to the end of this grid point; then dB[k, j] holds -4.0, the number worked
-  by hand in the README.
+  by hand in the README (v has shape (2, 1), so this is v.grad[1, 0]).
+- `cl 1` clears the breakpoint before `c` runs the rest of the trace: the same loop also
+  computes dL/dW (a = X W is a matmul too), whose row k == 1 would stop again.
 
 The same works for any op: `trace mlp` with `b loopnet.ops.affine.affine_grad_W` stops
 in the affine layer's weight-gradient loop. Only the compiled backends (`--backend numba`,

@@ -4,6 +4,7 @@ data.DATASETS); every option overrides the model's defaults."""
 
 import math
 import os
+import signal
 import sys
 
 import click
@@ -97,12 +98,15 @@ def _spec(model):
 
 
 class _Progress:
-    """A progress bar per epoch on stderr, and one summary line per epoch on stdout."""
+    """A progress bar per epoch on stderr (on a terminal), and one summary line per epoch
+    on stdout."""
 
     def __init__(self, epochs, first_epoch):
         self.epochs, self.epoch, self.bar = epochs, first_epoch, None
 
     def on_batch(self, i, total, loss):
+        if not sys.stderr.isatty():  # a log or a pipe: the epoch's summary line is enough
+            return
         if self.bar is None:
             self.bar = click.progressbar(length=total, label=f"epoch {self.epoch}/{self.epochs}", file=sys.stderr,
                                          show_eta=False)
@@ -167,27 +171,60 @@ def _check_before_work(checkpoint, resume, plot):
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            fail("--plot needs matplotlib: pip install matplotlib")
-    if checkpoint and not os.path.isdir(os.path.dirname(os.path.abspath(checkpoint))):
-        fail(f"the directory for --checkpoint {checkpoint} does not exist")
+            fail("--plot needs matplotlib: pip install -e '.[plot]' (or pip install matplotlib)")
+        if not plot.lower().endswith(".png"):
+            fail(f"--plot {plot}: the curves are saved as a PNG; give a name ending in .png")
+        training.check_writable(plot, "--plot")
+    if checkpoint:
+        training.check_writable(checkpoint, "--checkpoint")
+
+
+def _check_checkpoint_target(checkpoint, resume, net, overwrite):
+    """--checkpoint replaces its file: refuse a file that is not a checkpoint of this very
+    model (a text file, another model's run) unless --overwrite says so."""
+    if not checkpoint or overwrite or not os.path.exists(checkpoint) or checkpoint == resume:
+        return
+    try:
+        saved = training.load_checkpoint(checkpoint)[0]["model"]
+    except training.CheckpointError as err:
+        fail(f"--checkpoint {checkpoint} holds something else ({err}); choose another path, or add --overwrite")
+    keys = ("name", "input_shape", "classes", "width", "channels", "dropout", "init", "dtype")
+    differences = [f"{k} {saved.get(k)!r}" for k in keys if saved.get(k) != net.config.get(k)]
+    if differences:
+        fail(f"--checkpoint {checkpoint} holds another model's run ({', '.join(differences)}); "
+             f"choose another path, or add --overwrite to replace it")
+
+
+def _kept(checkpoint):
+    """What a stopped run leaves behind, for its last line."""
+    if not checkpoint:
+        return "no --checkpoint, nothing saved"
+    if os.path.exists(checkpoint):
+        return f"the checkpoint in {checkpoint} holds the last epoch saved"
+    return f"no epoch had been saved to {checkpoint}"
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM stops a run the way Ctrl-C does: cleanly
 
 
 def _train_epochs(net, dataset, config, state, optimizer_state, checkpoint):
-    """Run training with a progress display; Ctrl-C says what was kept and exits 130."""
+    """Run training with a progress display. Ctrl-C or SIGTERM says what was kept and exits
+    130; a checkpoint that cannot be written stops the run with one line saying the same."""
     progress = _Progress(config.epochs, (state.epoch if state else 0) + 1)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return training.train(net, dataset, config, state, optimizer_state, checkpoint,
                               on_batch=progress.on_batch, on_epoch=progress.on_epoch)
     except KeyboardInterrupt:
         progress.close_bar()
-        if not checkpoint:
-            saved = "no --checkpoint, nothing saved"
-        elif os.path.exists(checkpoint):
-            saved = f"the checkpoint in {checkpoint} holds the last finished epoch"
-        else:
-            saved = f"no epoch had finished, so nothing was saved to {checkpoint}"
-        click.echo(f"\ninterrupted: {saved}", err=True)
+        click.echo(f"\ninterrupted: {_kept(checkpoint)}", err=True)
         sys.exit(130)
+    except training.OutputError as err:
+        progress.close_bar()
+        fail(f"{err}; training stopped: {_kept(checkpoint)}")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @click.command(help=f"""Train MODEL and report its test accuracy.
@@ -224,8 +261,10 @@ Models:
 @click.option("--resume", type=click.Path(dir_okay=False),
               help="Continue from this checkpoint exactly where it stopped, and keep saving to it (unless --checkpoint names another file).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Save loss and accuracy curves to this PNG (needs matplotlib).")
+@click.option("--overwrite", is_flag=True,
+              help="Let --checkpoint replace a file that is not a checkpoint of this model (it refuses otherwise).")
 def train(model, data, data_dir, epochs, lr, batch_size, optimizer, momentum, weight_decay, clip, dropout, width,
-          channels, init_scheme, patience, lr_patience, seed, backend, dtype, checkpoint, resume, plot):
+          channels, init_scheme, patience, lr_patience, seed, backend, dtype, checkpoint, resume, plot, overwrite):
     spec = _spec(model)
     optimizer = optimizer or spec.optimizer
     _check_options_apply(spec, dict(width=width, channels=channels, dropout=dropout, momentum=momentum), optimizer)
@@ -250,11 +289,15 @@ def train(model, data, data_dir, epochs, lr, batch_size, optimizer, momentum, we
                            channels=16 if channels is None else channels, dropout=dropout or 0.0,
                            init_scheme=init_scheme or init.SCHEMES[0], dtype=dtype or DTYPES[0], seed=seed)
         state = optimizer_state = None
+    _check_checkpoint_target(checkpoint, resume, net, overwrite)
     state = _train_epochs(net, dataset, config, state, optimizer_state, checkpoint)
     test = training.accuracy(net, dataset.test)
     click.echo(f"test accuracy {100 * test:.2f}% (best validation {100 * state.best_accuracy:.2f}% at epoch {state.best_epoch})")
     if plot:
-        _plot(plot, state.history)
+        try:
+            _plot(plot, state.history)
+        except (OSError, ValueError) as err:
+            fail(f"cannot write the plot {plot} ({err}); {_kept(checkpoint)}")
         click.echo(f"curves saved to {plot}")
 
 
