@@ -93,6 +93,26 @@ def _host(array):
     return array.copy_to_host()
 
 
+def _read_only(array):
+    """What `.value` gives a user: a read-only view. A write into it would change data
+    behind the graph's back: on cuda only a host copy (lost at the next forward), and on
+    every backend backward could not tell that the values it reads are stale. So
+    `W.value[0, 0] += 5` is refused everywhere; `W.value = new_array` is the way."""
+    if array is None or _kernel_side:
+        return array
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def mark_changed(leaf):
+    """A leaf's values were written in place by loopnet's own loops (an optimizer step):
+    its host copy is stale, and so is every value computed from it until the next forward
+    (backward refuses to run on them)."""
+    leaf._host_copy = None
+    leaf._set_at = _stamp()
+
+
 @contextlib.contextmanager
 def fresh_names():
     """Number automatic names from 1 again inside this block (used by `trace`).
@@ -166,10 +186,11 @@ class Node:
 
     @property
     def value(self):
-        """The node's value as a NumPy array (on CUDA, a copy from the device)."""
+        """The node's value as a read-only NumPy array (on CUDA, a copy from the device).
+        To change a leaf's data, assign a new array: `x.value = new`."""
         if self._value is None:
             raise GraphError(f"node {self.name!r} has not been computed yet: call forward({self.name}) first")
-        return _host(self._value)
+        return _read_only(_host(self._value))
 
     @property
     def grad(self):
@@ -204,7 +225,7 @@ class _Leaf(Node):
     @property
     def value(self):
         if not _kernel_side and not isinstance(self._value, np.ndarray) and self._host_copy is not None:
-            return self._host_copy  # data the user set, uploaded and unchanged since: no copy back
+            return _read_only(self._host_copy)  # data the user set, uploaded and unchanged since: no copy back
         return Node.value.fget(self)
 
     @value.setter

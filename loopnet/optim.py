@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from loopnet.errors import LoopnetError
-from loopnet.graph import kernel_side
+from loopnet.graph import kernel_side, mark_changed
 from loopnet.loops import flat, loop, scratch
 
 
@@ -119,7 +119,7 @@ class Optimizer:
                         self.state[p.name, b] = scratch(p.shape, p.dtype)
                     buffers.append(flat(self.state[p.name, b]))
                 self.update(p, *buffers)
-                p._host_copy = None  # the device copy changed: the host one is stale
+                mark_changed(p)  # a forward is due before the next backward
 
     def update(self, p, *buffers):
         raise NotImplementedError
