@@ -15,11 +15,11 @@ def run(*args):
     return CliRunner().invoke(main, list(args))
 
 
-def test_cli_defaults_to_numba_where_installed_and_the_env_overrides(monkeypatch):
+def test_default_backend_is_the_variable_else_the_commands_own(monkeypatch):
     monkeypatch.delenv("LOOPNET_BACKEND", raising=False)
-    assert ln.default_backend() == "numba"
-    monkeypatch.setenv("LOOPNET_BACKEND", "python")
-    assert ln.default_backend() == "python"
+    assert ln.default_backend() == "python" and ln.default_backend("numba") == "numba"
+    monkeypatch.setenv("LOOPNET_BACKEND", "numba")
+    assert ln.default_backend() == "numba" and ln.default_backend("python") == "numba"
 
 
 def test_trace_on_numba_equals_python():
