@@ -24,6 +24,12 @@ settings.register_profile("thorough", max_examples=2000, **_common)
 _default = "ci" if os.environ.get("CI", "").lower() == "true" else "dev"
 settings.load_profile(os.environ.get("LOOPNET_HYPOTHESIS_PROFILE", _default))
 
+# Compile progress is for people; in the suite's own process it would print its summary at
+# exit, after pytest's last line. (tests/test_warmup.py checks it in subprocesses.)
+from loopnet.backends.compile_progress import progress  # noqa: E402
+
+progress.shown = False
+
 
 @pytest.fixture(autouse=True)
 def python_backend():

@@ -47,13 +47,6 @@ def test_set_dtype_rejects_non_float_dtypes():
         ln.set_dtype(ln.sum(ln.Parameter([1.0])), "int32")
 
 
-def test_warmup_compiles_each_op_and_reports(monkeypatch, tmp_path):
-    monkeypatch.setattr(ln, "OPS", {name: ln.OPS[name] for name in ("relu", "affine")})
-    result = run("warmup", "--dtype", "float64")
-    assert result.exit_code == 0, result.output
-    assert "drivers ready for float64" in result.stdout and "cache:" in result.stdout
-
-
 def test_bench_rows_name_contenders_and_ratios():
     rows = []
     bench.bench_matmul(rows, None, (16,), repeats=3)

@@ -35,11 +35,15 @@ FLOORS = [
 
 # The engine: what runs a graph, its loops and their backends. Code lines only (no
 # docstrings, comments or blank lines: the explanations are the point of this project).
-# 1021 when this budget was set; the room left is for the reliability and performance work
-# in the open issues. A change that needs more moves code out of the engine, or raises
-# the number in the same commit and says why.
+# 1021 when this budget was set at 1150; the room left is for the reliability and
+# performance work in the open issues. A change that needs more moves code out of the
+# engine, or raises the number in the same commit and says why. Raised to 1250 with the
+# compile progress display (backends/compile_progress.py, ~100 lines): it lives beside the
+# compiles it shows, since every user of the numba backend (the CLI, tutorials, notebooks)
+# waits on them, and nothing above backends/ could hook into Numba's compile events without
+# an import up a floor. 1159 then.
 ENGINE = ["errors.py", "scalar.py", "schedule.py", "graph.py", "loops.py", "op.py", "backends"]
-ENGINE_BUDGET = 1150
+ENGINE_BUDGET = 1250
 FUNCTION_LINES = 60  # longest function anywhere in loopnet/, docstring included
 
 

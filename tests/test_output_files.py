@@ -77,7 +77,7 @@ def test_an_unwritable_output_directory_is_refused_before_any_work(tmp_path, mon
 
     monkeypatch.setattr(tempfile, "mkstemp", refusing)
     monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("trained before checking the outputs"))
-    one_line_error(run("train", "xor", "--checkpoint", str(tmp_path / "ck.npz")), f"cannot write --checkpoint")
+    one_line_error(run("train", "xor", "--checkpoint", str(tmp_path / "ck.npz")), "cannot write --checkpoint")
     pytest.importorskip("matplotlib")
     one_line_error(run("train", "xor", "--plot", str(tmp_path / "c.png")), os.strerror(code))
 

@@ -25,9 +25,9 @@ x/0 give inf as in the other backends instead of raising.
 import inspect
 import os
 import re
-import sys
 
 from loopnet.backends import drivers
+from loopnet.backends.compile_progress import progress
 from loopnet.backends.host import adopt, empty, fill, owns, to_host, zeros
 from loopnet.errors import BackendError
 
@@ -58,12 +58,13 @@ def check_available():
     os.makedirs(os.path.join(directory, "drivers"), exist_ok=True)
     numba.config.CACHE_DIR = directory
     drivers.register_helpers()
-    _CompileNotice.install()
+    progress.install()
 
 
-def drivers_loaded():
-    """How many drivers this process has compiled or loaded from the cache."""
-    return len(_drivers)
+def kernels_compiled():
+    """How many kernels (a driver for one signature) Numba really compiled in this process:
+    cache misses only; a kernel loaded from the cache is not counted."""
+    return progress.compiled
 
 
 def loop(body, grid, args):
@@ -71,12 +72,34 @@ def loop(body, grid, args):
     for n in grid:
         points *= n
     parallel = points >= PARALLEL_MIN_POINTS and len(grid) > 0
-    key = (body, len(grid), parallel)
-    driver = _drivers.get(key)
-    if driver is None:
-        driver = _drivers[key] = _load_driver(body, len(grid), parallel)
+    drive = _drivers.get((body, len(grid), parallel)) or driver(body, len(grid), parallel)
     try:
-        driver(*grid, *args)
+        drive(*grid, *args)
+    except numba.core.errors.NumbaError as err:
+        raise BackendError(_explain(body, err)) from None
+
+
+def driver(body, rank, parallel):
+    """The driver that runs `body` over a grid of `rank` axes, serial or with prange:
+    made (its module written and imported) on first use, then kept."""
+    key = (body, rank, parallel)
+    if key not in _drivers:
+        _drivers[key] = _load_driver(body, rank, parallel)
+    return _drivers[key]
+
+
+def signature(grid, args):
+    """The argument types Numba sees when `loop(body, grid, args)` calls a driver."""
+    from numba.core.typing.typeof import Purpose
+
+    return tuple(numba.typeof(value, Purpose.argument) for value in (*grid, *args))
+
+
+def compile_kernel(body, rank, parallel, types):
+    """Compile `body`'s driver for the argument types `types` (see `signature`) without
+    running it, or load it from the cache: what `cli.py warmup` does ahead of time."""
+    try:
+        driver(body, rank, parallel).compile(types)
     except numba.core.errors.NumbaError as err:
         raise BackendError(_explain(body, err)) from None
 
@@ -165,37 +188,11 @@ def _driver_source(body, rank, parallel):
 
 def _load_driver(body, rank, parallel):
     source = _driver_source(body, rank, parallel)
+    prefix = f"loopnet_drv_{rank}{'p' if parallel else 's'}"
     if not drivers.importable(body):
         # A body defined in a script or notebook: compile it in memory, without the disk
-        # cache (Numba can cache only what it can find again by module and file).
-        return drivers.compile_in_memory(body, source.replace("cache=True", "cache=False"), {}, "numba")
-    prefix = f"loopnet_drv_{rank}{'p' if parallel else 's'}"
+        # cache (Numba can cache only what it can find again by module and file). The
+        # module name it gets is only for the compile progress, which looks for it.
+        namespace = {"__name__": f"{prefix}_{body.__name__}_in_memory"}
+        return drivers.compile_in_memory(body, source.replace("cache=True", "cache=False"), namespace, "numba")
     return drivers.load(body, source, os.path.join(drivers.cache_dir("numba"), "drivers"), prefix)
-
-
-class _CompileNotice:
-    """Says "compiling kernels (first run only)..." on stderr once, when Numba really
-    compiles a loopnet kernel (a cache miss); loading from the cache stays silent."""
-
-    shown = False
-    installed = False
-
-    @classmethod
-    def install(cls):
-        if cls.installed:
-            return
-        from numba.core import event
-
-        class Listener(event.Listener):
-            def on_start(self, ev):
-                dispatcher = (ev.data or {}).get("dispatcher")
-                module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
-                if not cls.shown and module.startswith("loopnet_drv_"):
-                    cls.shown = True
-                    print("compiling kernels (first run only)...", file=sys.stderr, flush=True)
-
-            def on_end(self, ev):
-                pass
-
-        event.register("numba:compile", Listener())
-        cls.installed = True

@@ -11,13 +11,16 @@ from loopnet.cli.common import DTYPES
 @click.command()
 @click.option("--dtype", "dtypes", type=click.Choice(DTYPES), multiple=True,
               help="Compile for these dtypes (repeatable). Default: both.")
-def warmup(dtypes):
+@click.option("--jobs", type=click.IntRange(1), default=None,
+              help="Worker processes compiling at once. Default: one per core.")
+def warmup(dtypes, jobs):
     """Compile every op's and optimizer's Numba kernels ahead, into the on-disk cache.
 
-    The first run of the numba backend compiles each kernel it meets (seconds each);
-    later runs load them from the cache in well under a second. Run this once after
-    installing (or after editing an op) so no later command waits. The cache lives in
-    $LOOPNET_CACHE_DIR, else ~/.cache/loopnet.
+    The first run of the numba backend compiles each kernel it meets (a second or more
+    each); later runs load them from the cache in well under a second. Run this once
+    after installing (or after editing an op) so no later command waits. Worker
+    processes compile in parallel, one per core unless --jobs says otherwise. The cache
+    lives in $LOOPNET_CACHE_DIR, else ~/.cache/loopnet.
     """
     import time
 
@@ -26,13 +29,25 @@ def warmup(dtypes):
     from loopnet.tools import warmup as tool
 
     ln.use("numba")  # an explicit error if Numba is missing
-    dtypes = dtypes or DTYPES
+    dtypes, jobs = dtypes or DTYPES, jobs or tool.default_jobs()
     started = time.perf_counter()
-    with click.progressbar(length=tool.steps(), label="warming up kernels", file=sys.stderr,
-                           item_show_func=lambda name: name) as bar:
-        count = tool.warmup(dtypes, on_op=lambda name: bar.update(1, name))
-    click.echo(f"{count} drivers ready for {', '.join(dtypes)} in {time.perf_counter() - started:.1f} s; "
-               f"cache: {drivers.cache_dir('numba')}")
+    click.echo("finding the kernels (running every op's samples on the python backend)...", err=True)
+    units = tool.plan(dtypes)
+    workers = f"{jobs} worker" + ("s" if jobs > 1 else "")
+
+    def elapsed_and_last_done(name):  # the seconds tick on while a long unit compiles
+        return f"{time.perf_counter() - started:.0f} s" + (f", {name} done" if name else "")
+
+    with click.progressbar(length=len(units), label=f"compiling ({workers})", file=sys.stderr, show_pos=True,
+                           show_eta=False, item_show_func=elapsed_and_last_done) as bar:
+        compiled = tool.compile_in_workers(units, jobs, on_unit=lambda name: bar.update(1, name),
+                                           on_wait=bar.render_progress)
+    count, seconds = tool.count_drivers(units), time.perf_counter() - started
+    if compiled == 0:
+        done = f"nothing to compile: all {count} drivers for {', '.join(dtypes)} were already in the cache"
+    else:
+        done = f"compiled {compiled} kernel{'s' if compiled > 1 else ''}: {count} drivers ready for {', '.join(dtypes)}"
+    click.echo(f"{done} ({seconds:.1f} s); cache: {drivers.cache_dir('numba')}")
 
 
 @click.command()

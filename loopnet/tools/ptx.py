@@ -8,8 +8,8 @@ compute capability (default 9.0, the H100), with numba's real CUDA compiler:
 
 It needs NVVM and NVRTC (the CUDA toolkit, or the nvidia-cuda-nvrtc wheel) but no GPU: the
 driver's compute capability, asked for when a device function compiles, is stood in for.
-Kernels and argument types are found by running every op's sample and every optimizer
-on the Python backend, with a recorder in place of its loop.
+Kernels and argument types are found as warmup finds them: by running every op's samples
+and every optimizer on the Python backend, recording each loop (loopnet.tools.kernels).
 """
 
 import sys
@@ -17,9 +17,8 @@ import types
 
 import numpy as np
 
-import loopnet as ln
-from loopnet.backends import cuda_backend, drivers, python_backend
-from loopnet.tools.kernels import run_every_kernel
+from loopnet.backends import cuda_backend, drivers
+from loopnet.tools import kernels
 
 
 class ToolchainMissing(RuntimeError):
@@ -28,21 +27,15 @@ class ToolchainMissing(RuntimeError):
 
 def launched_kernels():
     """{(body, grid rank, numba argument types)} for every loop the registered ops, the
-    optimizers and the CUDA backend's own fill run, in float64 and float32."""
+    optimizers and the CUDA backend's own fill run, in float64 and float32 (the same walk
+    as warmup's: loopnet.tools.kernels)."""
     import numba
 
-    seen = set()
+    def array_types(grid, args):  # a CUDA kernel's grid sizes are int64 scalars; the rest are typed here
+        return tuple(numba.typeof(a) for a in args)
 
-    class Recorder:
-        def run(self, body, grid, args):
-            seen.add((body, len(grid), tuple(numba.typeof(a) for a in args)))
-
-    saved, python_backend.watcher = python_backend.watcher, Recorder()
-    try:
-        with ln.use("python"):
-            run_every_kernel()
-    finally:
-        python_backend.watcher = saved
+    seen = {(body, rank, types) for body, launches in kernels.launched_kernels(signature=array_types).items()
+            for rank, types in launches}
     for dtype in ("float64", "float32"):  # cuda_backend.fill runs fill_body on device arrays only
         seen.add((cuda_backend.fill_body, 1, (numba.typeof(np.zeros(2, dtype)), numba.typeof(1.0))))
     return seen
