@@ -30,5 +30,9 @@ class BackendError(LoopnetError, RuntimeError):
     """A backend was asked for that is unknown or cannot run on this machine."""
 
 
+class SettingError(LoopnetError, ValueError):
+    """An op's setting outside its range, e.g. dropout's p or layer_norm's eps."""
+
+
 class GraphError(LoopnetError, RuntimeError):
     """The graph was used out of order, e.g. backward before forward."""

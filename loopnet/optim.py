@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from loopnet import scalar
 from loopnet.errors import LoopnetError
 from loopnet.graph import kernel_side, mark_changed
 from loopnet.loops import flat, loop, scratch
@@ -44,14 +45,14 @@ def momentum_step(i, w, g, v, lr, decay, mu):
 def rmsprop_step(i, w, g, s, lr, decay, rho, eps):
     grad = g[i] + decay * w[i]
     s[i] = rho * s[i] + (1 - rho) * grad * grad
-    w[i] -= lr * grad / (math.sqrt(s[i]) + eps)
+    w[i] -= lr * grad / (scalar.sqrt(s[i]) + eps)
 
 
 def adam_step(i, w, g, m, v, lr, decay, b1, b2, eps, correction1, correction2):
     grad = g[i] + decay * w[i]
     m[i] = b1 * m[i] + (1 - b1) * grad
     v[i] = b2 * v[i] + (1 - b2) * grad * grad
-    w[i] -= lr * (m[i] / correction1) / (math.sqrt(v[i] / correction2) + eps)
+    w[i] -= lr * (m[i] / correction1) / (scalar.sqrt(v[i] / correction2) + eps)
 
 
 def add_sum_of_squares(g, out):

@@ -39,6 +39,23 @@ def log1p(x):
     return math.nan
 
 
+def sqrt(x):
+    """The square root, nan for a negative x (math.sqrt raises there; compiled code gives nan)."""
+    if x >= 0:
+        return math.sqrt(x)
+    return math.nan  # negative, or NaN
+
+
+def div(a, b):
+    """a / b with IEEE's answers at b = 0 (inf with the signs' product, nan for 0/0), where
+    Python raises ZeroDivisionError and compiled code returns them."""
+    if b != 0:
+        return a / b
+    if a == 0 or a != a:  # 0/0, or nan/0
+        return math.nan
+    return math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
 def sigmoid(z):
     """1 / (1 + e^-z) without overflow: for z < 0 use e^z / (1 + e^z), whose e^z <= 1."""
     if z >= 0:
@@ -73,4 +90,4 @@ def row_sum_exp(x, r, shift):
     return total
 
 
-HELPERS = (exp, log, log1p, sigmoid, softplus, row_max, row_sum_exp)
+HELPERS = (exp, log, log1p, sqrt, div, sigmoid, softplus, row_max, row_sum_exp)

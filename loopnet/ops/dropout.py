@@ -15,6 +15,7 @@ evaluation.
 
 import numpy as np
 
+from loopnet.errors import SettingError
 from loopnet.loops import flat, loop, to_backend
 from loopnet.op import Op
 
@@ -33,7 +34,7 @@ class Dropout(Op):
 
     def __init__(self, p, seed, fixed_mask):
         if not 0 <= p < 1:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+            raise SettingError(f"dropout probability must be in [0, 1), got {p}")
         self.p, self.fixed_mask, self.training = float(p), fixed_mask, True
         self.reseed(seed)
         self.mask = None

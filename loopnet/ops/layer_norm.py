@@ -8,12 +8,13 @@ xhat = (x - mu) r:
                for k:       dgamma[k] += sum_rows dy[k] xhat[k]
                for k:       dbeta[k]  += sum_rows dy[k]
 
-The forward stores each row's mean and r, for the backward.
+The forward stores each row's mean and r, for the backward. eps must be positive: with
+eps = 0 a constant row (var = 0) would divide by zero. r is computed with `scalar.sqrt`
+and `scalar.div`, which give every backend IEEE's answers.
 """
 
-import math
-
-
+from loopnet import scalar
+from loopnet.errors import SettingError
 from loopnet.loops import loop, rows, scratch
 from loopnet.op import Op
 
@@ -27,7 +28,7 @@ def layer_norm_forward(r, x, gamma, beta, y, mean, rstd, eps):
     var = y.dtype.type(0)
     for k in range(K):
         var += (x[r, k] - mu) * (x[r, k] - mu)
-    inv = 1 / math.sqrt(var / K + eps)
+    inv = scalar.div(1, scalar.sqrt(var / K + eps))
     mean[r], rstd[r] = mu, inv
     for k in range(K):
         y[r, k] = gamma[k] * (x[r, k] - mu) * inv + beta[k]
@@ -66,6 +67,8 @@ class LayerNorm(Op):
 
     def __init__(self, eps):
         self.eps = float(eps)
+        if not self.eps > 0:  # eps = 0 divides by zero on a constant row; NaN fails this too
+            raise SettingError(f"layer_norm: eps must be positive, got {eps}")
 
     def shape(self, x, gamma, beta):
         if len(x.shape) < 1 or x.shape[-1] < 1 or gamma.shape != (x.shape[-1],) or beta.shape != (x.shape[-1],):
