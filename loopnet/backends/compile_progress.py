@@ -174,7 +174,8 @@ class CompileProgress:
         kernels = f"{burst.done} kernel" + ("" if burst.done == 1 else "s")
         text = f"compiled {kernels} in {burst.seconds:.1f} s; later runs load them from the cache"
         if burst.in_memory:
-            text += f", but for {burst.in_memory} whose bodies live in a script or notebook (compiled in every run)"
+            text += (f", but for {burst.in_memory} compiled in memory (a body in a script or notebook, "
+                     f"or no usable cache), which compile again in every run")
         if burst.terminal:
             self._rewrite(text, end="\n")
         else:

@@ -30,6 +30,36 @@ def cache_dir(kind):
     return os.path.join(root, kind)
 
 
+def usable_cache_dir(kind):
+    """`cache_dir(kind)`, made and tried: None where it cannot be used (a read-only home, a
+    path that is a file, a full disk, a name that is not UTF-8, which Numba cannot encode).
+    Then one line on stderr says so, and kernels compile in memory in every run: a cache
+    is a convenience, never a reason for a run to fail."""
+    directory = cache_dir(kind)
+    try:
+        directory.encode("utf-8")  # a non-UTF-8 name from the environment arrives surrogate-escaped
+        os.makedirs(os.path.join(directory, "drivers"), exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=os.path.join(directory, "drivers"))
+        os.close(handle)
+        os.remove(probe)
+    except (OSError, UnicodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        warn(f"cannot use the kernel cache {directory!r} ({reason}): kernels are compiled in every run; "
+             f"set LOOPNET_CACHE_DIR to a writable directory")
+        return None
+    return directory
+
+
+_warned = set()
+
+
+def warn(message):
+    """One line on stderr, once per process."""
+    if message not in _warned:
+        _warned.add(message)
+        sys.stderr.write(f"loopnet: {message}\n")
+
+
 def register_helpers():
     """Make loopnet.scalar's helpers callable from compiled bodies (njit and CUDA device
     code alike). The functions stay plain Python, so the Python backend steps into them."""
@@ -74,6 +104,21 @@ def contraction_roles(body):
     return {role: f"a{position}" for role, position in body.contraction.positions(body).items()}
 
 
+def _holds(path, source):
+    try:
+        with open(path) as existing:
+            return existing.read() == source
+    except (OSError, UnicodeError):
+        return False
+
+
+def _shared_mode():
+    """0666 less the umask: what open() gives a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def import_line(body):
     return f"from {body.__module__} import {body.__name__} as body_source"
 
@@ -90,18 +135,26 @@ def load(body, source, directory, prefix):
 
     The file name carries a hash of the driver, of the body's source and of
     loopnet/scalar.py, so editing an op compiles it afresh instead of loading stale code.
-    An existing file is never rewritten (its timestamp keys Numba's cache), and a new one
-    is written then renamed, so a process reading it never sees half a file.
+    An existing file is rewritten only if its contents differ from `source` (damaged, or
+    cut short): its timestamp keys Numba's cache, so a rewrite also recompiles it. A new
+    file is written then renamed, so a process reading it never sees half a file, and it
+    is readable by others like any cache file (mkstemp would make it private).
     """
     digest = hashlib.sha1((source + inspect.getsource(body) + inspect.getsource(scalar)).encode()).hexdigest()[:12]
     module_name = f"{prefix}_{body.__module__.replace('.', '_')}_{body.__name__}_{digest}"
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, module_name + ".py")
-    if not os.path.exists(path):
+    if not _holds(path, source):
         handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        with os.fdopen(handle, "w") as out:
-            out.write(source)
-        os.replace(temporary, path)
+        try:
+            with os.fdopen(handle, "w") as out:
+                out.write(source)
+            os.chmod(temporary, _shared_mode())
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+            raise
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module

@@ -44,6 +44,7 @@ OPTIONS = "cache=True, fastmath={" + ", ".join(map(repr, sorted(FASTMATH))) + "}
 PARALLEL_MIN_POINTS = 4096
 
 _drivers = {}  # (body, grid rank, parallel) -> compiled driver
+_cache = None  # the usable cache directory, None where there is none (see check_available)
 numba = None
 
 
@@ -54,11 +55,17 @@ def check_available():
     except ImportError as err:
         raise BackendError(f"the numba backend needs Numba ({err}); install it with `pip install numba`") from None
     numba = numba_module
-    directory = drivers.cache_dir("numba")
-    os.makedirs(os.path.join(directory, "drivers"), exist_ok=True)
-    numba.config.CACHE_DIR = directory
+    global _cache
+    _cache = drivers.usable_cache_dir("numba")
+    if _cache is not None:
+        numba.config.CACHE_DIR = _cache
     drivers.register_helpers()
     progress.install()
+
+
+def cache_in_use():
+    """The directory compiled kernels are kept in; None where none could be used."""
+    return _cache
 
 
 def kernels_compiled():
@@ -189,10 +196,13 @@ def _driver_source(body, rank, parallel):
 def _load_driver(body, rank, parallel):
     source = _driver_source(body, rank, parallel)
     prefix = f"loopnet_drv_{rank}{'p' if parallel else 's'}"
-    if not drivers.importable(body):
-        # A body defined in a script or notebook: compile it in memory, without the disk
-        # cache (Numba can cache only what it can find again by module and file). The
-        # module name it gets is only for the compile progress, which looks for it.
-        namespace = {"__name__": f"{prefix}_{body.__name__}_in_memory"}
-        return drivers.compile_in_memory(body, source.replace("cache=True", "cache=False"), namespace, "numba")
-    return drivers.load(body, source, os.path.join(drivers.cache_dir("numba"), "drivers"), prefix)
+    if drivers.importable(body) and _cache is not None:
+        try:
+            return drivers.load(body, source, os.path.join(_cache, "drivers"), prefix)
+        except OSError as err:  # the disk filled up, the directory went away: go on uncached
+            drivers.warn(f"cannot write to the kernel cache ({err.strerror or err}): compiling in memory")
+    # A body defined in a script or notebook (Numba can cache only what it can find again
+    # by module and file), or no usable cache: compile in memory, without the disk cache.
+    # The module name it gets is only for the compile progress, which looks for it.
+    namespace = {"__name__": f"{prefix}_{body.__name__}_in_memory"}
+    return drivers.compile_in_memory(body, source.replace("cache=True", "cache=False"), namespace, "numba")

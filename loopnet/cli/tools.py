@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from loopnet.cli.common import DTYPES
+from loopnet.cli.common import DTYPES, fail
 
 
 @click.command()
@@ -29,6 +29,11 @@ def warmup(dtypes, jobs):
     from loopnet.tools import warmup as tool
 
     ln.use("numba")  # an explicit error if Numba is missing
+    from loopnet.backends import numba_backend
+
+    if numba_backend.cache_in_use() is None:
+        fail(f"warmup fills the kernel cache, and {drivers.cache_dir('numba')!r} cannot be used (said above); "
+             f"set LOOPNET_CACHE_DIR to a writable directory")
     dtypes, jobs = dtypes or DTYPES, jobs or tool.default_jobs()
     started = time.perf_counter()
     click.echo("finding the kernels (running every op's samples on the python backend)...", err=True)
