@@ -263,3 +263,25 @@ def test_a_log_gets_one_line_per_epoch_and_no_progress_bars():
     result = run("train", "xor", "--epochs", "4")
     assert result.exit_code == 0 and "epoch 1/4" not in result.stderr and result.stderr.strip() == ""
     assert sum(line.startswith("epoch ") for line in result.stdout.splitlines()) == 4
+
+
+def test_ctrl_c_inside_a_compile_exits_130_with_one_line(tmp_path):
+    import os
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = (
+        "import sys\n"
+        "import numba.core.dispatcher as d\n"
+        "def interrupted(self, sig):\n"
+        "    raise KeyboardInterrupt  # as if Ctrl-C came while Numba compiled\n"
+        "d.Dispatcher.compile = interrupted\n"
+        "from loopnet.cli import main\n"
+        "sys.argv = ['cli.py', 'trace', 'least-squares', '--backend', 'numba']\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, LOOPNET_CACHE_DIR=str(tmp_path)))
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "interrupted" and "Traceback" not in result.stderr
+    assert "compiled 0 kernels" not in result.stderr

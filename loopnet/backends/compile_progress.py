@@ -171,6 +171,11 @@ class CompileProgress:
 
     def _summarise(self):
         burst = self.burst
+        if burst.done == 0:  # the only compile failed (or was interrupted): its error says enough
+            if burst.terminal:
+                self._rewrite("")
+            self.burst = None
+            return
         kernels = f"{burst.done} kernel" + ("" if burst.done == 1 else "s")
         text = f"compiled {kernels} in {burst.seconds:.1f} s; later runs load them from the cache"
         if burst.in_memory:

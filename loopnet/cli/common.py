@@ -33,6 +33,9 @@ class OneLineErrors(click.Group):
         except LoopnetError as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(1)
+        except KeyboardInterrupt:  # Ctrl-C, even inside a compile: the shell's 128 + SIGINT
+            click.echo("\ninterrupted", err=True)
+            sys.exit(130)
 
 
 def backend_option(help_text, default=None):
