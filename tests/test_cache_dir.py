@@ -59,3 +59,26 @@ def test_a_damaged_driver_file_is_rewritten_and_new_ones_are_not_private(tmp_pat
     assert path.read_text() == source
     path.write_text(source[:10])
     assert drivers.load(body_for_test, source, str(tmp_path), "loopnet_test")() == 42
+
+
+@pytest.mark.parametrize("damage", ["garbage", "empty"])
+def test_damaged_numba_cache_files_are_a_miss_not_a_crash(tmp_path, damage):
+    import json
+
+    cache = str(tmp_path / "cache")
+    first = trace_on_numba(cache)
+    assert first.returncode == 0, first.stderr
+    damaged = 0
+    for directory, _, files in os.walk(cache):
+        for name in files:
+            if name.endswith((".nbi", ".nbc")):
+                with open(os.path.join(directory, name), "wb") as f:
+                    f.write(os.urandom(200) if damage == "garbage" else b"")
+                damaged += 1
+    assert damaged
+    healed = trace_on_numba(cache)
+    assert healed.returncode == 0 and "Traceback" not in healed.stderr and "Aborted" not in healed.stderr, healed.stderr
+    assert json.loads(healed.stdout) == json.loads(first.stdout)
+    assert healed.stderr.count("a damaged entry in the kernel cache was dropped") == 1
+    again = trace_on_numba(cache)
+    assert again.returncode == 0 and again.stderr == ""  # rewritten: loaded from the cache, silently

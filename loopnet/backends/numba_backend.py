@@ -25,6 +25,7 @@ x/0 give inf as in the other backends instead of raising.
 import inspect
 import os
 import re
+import traceback
 
 from loopnet.backends import drivers
 from loopnet.backends.compile_progress import progress
@@ -84,6 +85,28 @@ def loop(body, grid, args):
         drive(*grid, *args)
     except numba.core.errors.NumbaError as err:
         raise BackendError(_explain(body, err)) from None
+    except Exception as err:  # noqa: BLE001 - only a damaged cache entry is handled here
+        if not _from_numbas_cache(err):
+            raise
+        _forget_cached(drive)  # unreadable entries are a miss: compile again, never a crash
+        drive(*grid, *args)
+
+
+def _from_numbas_cache(err):
+    """True when `err` was raised while Numba read its on-disk cache (an index or data file
+    cut short, emptied or overwritten: pickle's errors, EOFError, ...)."""
+    frames = traceback.extract_tb(err.__traceback__)
+    return any(frame.filename.endswith(os.path.join("numba", "core", "caching.py")) for frame in frames)
+
+
+def _forget_cached(drive):
+    """Start the driver's and its body's cache indexes afresh (their data files go with
+    them), and say so once."""
+    drivers.warn("a damaged entry in the kernel cache was dropped; its kernels compile again")
+    for dispatcher in (drive, drive.py_func.__globals__.get("body")):
+        cache = getattr(dispatcher, "_cache", None)
+        if cache is not None:
+            cache.flush()
 
 
 def driver(body, rank, parallel):
