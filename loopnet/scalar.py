@@ -81,12 +81,12 @@ def row_max(x, r):
 
 
 def row_sum_exp(x, r, shift):
-    """sum_k e^(x[r,k] - shift) over row r of x, accumulated in x's dtype. With shift =
+    """sum_k e^(x[r,k] - shift) over row r of x, accumulated in float64. With shift =
     row_max(x, r) every exponent is <= 0, so nothing overflows: ln of the result plus
     the shift is ln sum_k e^(x[r,k]) (log-sum-exp)."""
-    total = x.dtype.type(0)
+    total = 0.0  # float64 whatever x's dtype, as every sum in loopnet's reductions
     for k in range(x.shape[1]):
-        total += exp(x[r, k] - shift)
+        total += float(exp(x[r, k] - shift))
     return total
 
 

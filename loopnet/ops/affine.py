@@ -46,9 +46,9 @@ def affine_grad_W(d, m, XT, dYT, dW):
 
 
 def affine_grad_b(m, dYT, db):
-    acc = db.dtype.type(0)
+    acc = 0.0  # float64 whatever the dtype: a sum over the whole minibatch
     for n in range(dYT.shape[1]):
-        acc += dYT[m, n]  # dY[n,m]
+        acc += float(dYT[m, n])  # dY[n,m]
     db[m] += acc
 
 

@@ -50,11 +50,11 @@ def conv2d_grad_W(co, c, i, j, X, dO, dW):
 
 
 def conv2d_grad_b(co, dO, db):
-    acc = db.dtype.type(0)
+    acc = 0.0  # float64 whatever the dtype: a sum over the minibatch and every position
     for n in range(dO.shape[0]):
         for h in range(dO.shape[2]):
             for w in range(dO.shape[3]):
-                acc += dO[n, co, h, w]
+                acc += float(dO[n, co, h, w])
     db[co] += acc
 
 

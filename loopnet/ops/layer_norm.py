@@ -8,7 +8,8 @@ xhat = (x - mu) r:
                for k:       dgamma[k] += sum_rows dy[k] xhat[k]
                for k:       dbeta[k]  += sum_rows dy[k]
 
-The forward stores each row's mean and r, for the backward. eps must be positive: with
+The forward stores each row's mean and r, for the backward. The statistics and every sum
+over rows accumulate in float64 whatever the dtype; results are stored in x's dtype. eps must be positive: with
 eps = 0 a constant row (var = 0) would divide by zero. r is computed with `scalar.sqrt`
 and `scalar.div`, which give every backend IEEE's answers.
 """
@@ -21,13 +22,14 @@ from loopnet.op import Op
 
 def layer_norm_forward(r, x, gamma, beta, y, mean, rstd, eps):
     K = x.shape[1]
-    mu = y.dtype.type(0)
+    mu = 0.0  # the statistics in float64 whatever x's dtype
     for k in range(K):
-        mu += x[r, k]
+        mu += float(x[r, k])
     mu = mu / K
-    var = y.dtype.type(0)
+    var = 0.0
     for k in range(K):
-        var += (x[r, k] - mu) * (x[r, k] - mu)
+        d = float(x[r, k]) - mu
+        var += d * d
     inv = scalar.div(1, scalar.sqrt(var / K + eps))
     mean[r], rstd[r] = mu, inv
     for k in range(K):
@@ -36,28 +38,28 @@ def layer_norm_forward(r, x, gamma, beta, y, mean, rstd, eps):
 
 def layer_norm_grad_x(r, x, gamma, mean, rstd, dy, dx):
     K = x.shape[1]
-    g_sum = dx.dtype.type(0)
-    gx_sum = dx.dtype.type(0)
+    g_sum = 0.0
+    gx_sum = 0.0
     for j in range(K):
-        g = dy[r, j] * gamma[j]
+        g = float(dy[r, j] * gamma[j])
         g_sum += g
-        gx_sum += g * (x[r, j] - mean[r]) * rstd[r]
+        gx_sum += g * float((x[r, j] - mean[r]) * rstd[r])
     for k in range(K):
         xhat = (x[r, k] - mean[r]) * rstd[r]
         dx[r, k] += rstd[r] * (dy[r, k] * gamma[k] - g_sum / K - xhat * gx_sum / K)
 
 
 def layer_norm_grad_gamma(k, x, mean, rstd, dy, dgamma):
-    acc = dgamma.dtype.type(0)
+    acc = 0.0
     for r in range(x.shape[0]):
-        acc += dy[r, k] * (x[r, k] - mean[r]) * rstd[r]
+        acc += float(dy[r, k] * (x[r, k] - mean[r]) * rstd[r])
     dgamma[k] += acc
 
 
 def layer_norm_grad_beta(k, dy, dbeta):
-    acc = dbeta.dtype.type(0)
+    acc = 0.0
     for r in range(dy.shape[0]):
-        acc += dy[r, k]
+        acc += float(dy[r, k])
     dbeta[k] += acc
 
 

@@ -23,6 +23,10 @@ binary_cross_entropy(p, y), probabilities p and targets y in [0, 1]:
     or p = 1 gives a large finite loss instead of inf.
 
 Labels (y) never get a gradient: they are data, not something to learn.
+
+Every sum here accumulates in float64 (`acc = 0.0`, each term converted with `float`), whatever
+the arrays' dtype, and the result is stored in the array's dtype: float32 added one term at
+a time drifts (the mean of 600,000 float32 values of 0.1 came out 0.56% off).
 """
 
 import numpy as np
@@ -34,9 +38,10 @@ from loopnet.op import Op
 
 
 def mse_loss_forward(a, b, L):
-    acc = L.dtype.type(0)
+    acc = 0.0  # float64 whatever the dtype (see the module's docstring)
     for i in range(a.shape[0]):
-        acc += (a[i] - b[i]) * (a[i] - b[i])
+        d = float(a[i] - b[i])
+        acc += d * d
     L[0] = acc / a.shape[0]
 
 
@@ -49,9 +54,9 @@ def mse_loss_grad_b(i, a, b, dL, db):
 
 
 def logistic_loss_forward(s, y, L):
-    acc = L.dtype.type(0)
+    acc = 0.0
     for i in range(s.shape[0]):
-        acc += scalar.softplus(-y[i] * s[i])
+        acc += float(scalar.softplus(-y[i] * s[i]))
     L[0] = acc / s.shape[0]
 
 
@@ -60,11 +65,11 @@ def logistic_loss_grad_s(i, s, y, dL, ds):
 
 
 def hinge_loss_forward(s, y, L):
-    acc = L.dtype.type(0)
+    acc = 0.0
     for i in range(s.shape[0]):
         margin = 1 - y[i] * s[i]
         if margin > 0:
-            acc += margin
+            acc += float(margin)
     L[0] = acc / s.shape[0]
 
 
@@ -74,11 +79,11 @@ def hinge_loss_grad_s(i, s, y, dL, ds):
 
 
 def binary_cross_entropy_forward(p, y, L):
-    acc = L.dtype.type(0)
+    acc = 0.0
     for i in range(p.shape[0]):
         log_p = max(scalar.log(p[i]), -100.0)
         log_not_p = max(scalar.log(1 - p[i]), -100.0)
-        acc -= y[i] * log_p + (1 - y[i]) * log_not_p
+        acc -= float(y[i] * log_p + (1 - y[i]) * log_not_p)
     L[0] = acc / p.shape[0]
 
 

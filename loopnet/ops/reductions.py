@@ -3,6 +3,10 @@
     sum    forward   y = sum_i x[i]          backward  for i: dx[i] += dy
     mean   forward   y = (1/n) sum_i x[i]    backward  for i: dx[i] += dy / n
 
+Every sum here accumulates in float64 (`acc = 0.0`, each term converted with `float`), whatever
+the arrays' dtype, and the result is stored in the array's dtype: float32 added one term at
+a time drifts (the mean of 600,000 float32 values of 0.1 came out 0.56% off).
+
 The forward runs on a grid with one point (the whole sum is one output); the backward
 on a grid over x, since every element's gradient is independent.
 """
@@ -12,9 +16,9 @@ from loopnet.op import Op
 
 
 def sum_forward(x, y):
-    acc = y.dtype.type(0)
+    acc = 0.0  # float64 whatever x's dtype (see the module's docstring)
     for i in range(x.shape[0]):
-        acc += x[i]
+        acc += float(x[i])
     y[0] = acc
 
 
@@ -23,9 +27,9 @@ def sum_grad_x(i, dy, dx):
 
 
 def mean_forward(x, y):
-    acc = y.dtype.type(0)
+    acc = 0.0
     for i in range(x.shape[0]):
-        acc += x[i]
+        acc += float(x[i])
     y[0] = acc / x.shape[0]
 
 
