@@ -13,6 +13,8 @@ softmax, log_softmax and softmax_cross_entropy instead of written in each of the
 
 import math
 
+import numpy as np
+
 # exp(x) overflows float64 for x above log(max float64) = 709.78...
 _EXP_OVERFLOW = 709.782712893384
 
@@ -71,6 +73,14 @@ def softplus(z):
     return log1p(exp(z))
 
 
+def zero64():
+    """A float64 zero to start a sum over many terms: adding float32 terms to it gives
+    float64 on every backend (NumPy promotes float64 + float32; Numba and CUDA alike), so a
+    long float32 sum does not drift. (A plain 0.0 would not do on the Python backend: under
+    NumPy's promotion rules, 0.0 + a float32 stays float32.)"""
+    return np.float64(0.0)
+
+
 def row_max(x, r):
     """The largest element of row r of the 2-D array x: the log-sum-exp trick's shift."""
     top = x[r, 0]
@@ -84,10 +94,10 @@ def row_sum_exp(x, r, shift):
     """sum_k e^(x[r,k] - shift) over row r of x, accumulated in float64. With shift =
     row_max(x, r) every exponent is <= 0, so nothing overflows: ln of the result plus
     the shift is ln sum_k e^(x[r,k]) (log-sum-exp)."""
-    total = 0.0  # float64 whatever x's dtype, as every sum in loopnet's reductions
+    total = zero64()  # float64 whatever x's dtype, as every sum in loopnet's reductions
     for k in range(x.shape[1]):
-        total += float(exp(x[r, k] - shift))
+        total += exp(x[r, k] - shift)
     return total
 
 
-HELPERS = (exp, log, log1p, sqrt, div, sigmoid, softplus, row_max, row_sum_exp)
+HELPERS = (exp, log, log1p, sqrt, div, sigmoid, softplus, zero64, row_max, row_sum_exp)

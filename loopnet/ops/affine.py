@@ -16,6 +16,7 @@ row; see `loopnet.loops.transposed`. Same terms, same math, memory read in order
 in register-tiled blocks (`loopnet.schedule`); the loop below it stays the definition.
 """
 
+from loopnet import scalar
 from loopnet.loops import loop, transposed
 from loopnet.op import Op
 from loopnet.schedule import contraction
@@ -46,9 +47,9 @@ def affine_grad_W(d, m, XT, dYT, dW):
 
 
 def affine_grad_b(m, dYT, db):
-    acc = 0.0  # float64 whatever the dtype: a sum over the whole minibatch
+    acc = scalar.zero64()  # float64 whatever the dtype: a sum over the whole minibatch
     for n in range(dYT.shape[1]):
-        acc += float(dYT[m, n])  # dY[n,m]
+        acc += dYT[m, n]  # dY[n,m]
     db[m] += acc
 
 

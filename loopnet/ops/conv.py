@@ -20,6 +20,7 @@ The `@contraction` line above three of the loops restates each as one sum of pro
 element, since a thread per plane leaves most of a GPU idle. The loop stays the definition.
 """
 
+from loopnet import scalar
 from loopnet.loops import loop
 from loopnet.op import Op
 from loopnet.schedule import contraction
@@ -50,11 +51,11 @@ def conv2d_grad_W(co, c, i, j, X, dO, dW):
 
 
 def conv2d_grad_b(co, dO, db):
-    acc = 0.0  # float64 whatever the dtype: a sum over the minibatch and every position
+    acc = scalar.zero64()  # float64 whatever the dtype: a sum over the minibatch and every position
     for n in range(dO.shape[0]):
         for h in range(dO.shape[2]):
             for w in range(dO.shape[3]):
-                acc += float(dO[n, co, h, w])
+                acc += dO[n, co, h, w]
     db[co] += acc
 
 

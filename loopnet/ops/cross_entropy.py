@@ -19,10 +19,10 @@ from loopnet.op import Op
 
 
 def softmax_cross_entropy_forward(z, labels, L):
-    acc = 0.0  # float64 whatever z's dtype: a mean over tens of thousands of rows
+    acc = scalar.zero64()  # float64 whatever z's dtype: a mean over tens of thousands of rows
     for n in range(z.shape[0]):
         top = scalar.row_max(z, n)
-        acc += float(top + scalar.log(scalar.row_sum_exp(z, n, top)) - z[n, labels[n]])
+        acc += top + scalar.log(scalar.row_sum_exp(z, n, top)) - z[n, labels[n]]
     L[0] = acc / z.shape[0]
 
 

@@ -22,13 +22,13 @@ from loopnet.op import Op
 
 def layer_norm_forward(r, x, gamma, beta, y, mean, rstd, eps):
     K = x.shape[1]
-    mu = 0.0  # the statistics in float64 whatever x's dtype
+    mu = scalar.zero64()  # the statistics in float64 whatever x's dtype
     for k in range(K):
-        mu += float(x[r, k])
+        mu += x[r, k]
     mu = mu / K
-    var = 0.0
+    var = scalar.zero64()
     for k in range(K):
-        d = float(x[r, k]) - mu
+        d = x[r, k] - mu
         var += d * d
     inv = scalar.div(1, scalar.sqrt(var / K + eps))
     mean[r], rstd[r] = mu, inv
@@ -38,28 +38,28 @@ def layer_norm_forward(r, x, gamma, beta, y, mean, rstd, eps):
 
 def layer_norm_grad_x(r, x, gamma, mean, rstd, dy, dx):
     K = x.shape[1]
-    g_sum = 0.0
-    gx_sum = 0.0
+    g_sum = scalar.zero64()
+    gx_sum = scalar.zero64()
     for j in range(K):
-        g = float(dy[r, j] * gamma[j])
+        g = dy[r, j] * gamma[j]
         g_sum += g
-        gx_sum += g * float((x[r, j] - mean[r]) * rstd[r])
+        gx_sum += g * (x[r, j] - mean[r]) * rstd[r]
     for k in range(K):
         xhat = (x[r, k] - mean[r]) * rstd[r]
         dx[r, k] += rstd[r] * (dy[r, k] * gamma[k] - g_sum / K - xhat * gx_sum / K)
 
 
 def layer_norm_grad_gamma(k, x, mean, rstd, dy, dgamma):
-    acc = 0.0
+    acc = scalar.zero64()
     for r in range(x.shape[0]):
-        acc += float(dy[r, k] * (x[r, k] - mean[r]) * rstd[r])
+        acc += dy[r, k] * (x[r, k] - mean[r]) * rstd[r]
     dgamma[k] += acc
 
 
 def layer_norm_grad_beta(k, dy, dbeta):
-    acc = 0.0
+    acc = scalar.zero64()
     for r in range(dy.shape[0]):
-        acc += float(dy[r, k])
+        acc += dy[r, k]
     dbeta[k] += acc
 
 

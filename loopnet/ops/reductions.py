@@ -3,7 +3,7 @@
     sum    forward   y = sum_i x[i]          backward  for i: dx[i] += dy
     mean   forward   y = (1/n) sum_i x[i]    backward  for i: dx[i] += dy / n
 
-Every sum here accumulates in float64 (`acc = 0.0`, each term converted with `float`), whatever
+Every sum here accumulates in float64 (`acc = scalar.zero64()`), whatever
 the arrays' dtype, and the result is stored in the array's dtype: float32 added one term at
 a time drifts (the mean of 600,000 float32 values of 0.1 came out 0.56% off).
 
@@ -11,14 +11,15 @@ The forward runs on a grid with one point (the whole sum is one output); the bac
 on a grid over x, since every element's gradient is independent.
 """
 
+from loopnet import scalar
 from loopnet.loops import flat, loop
 from loopnet.op import Op
 
 
 def sum_forward(x, y):
-    acc = 0.0  # float64 whatever x's dtype (see the module's docstring)
+    acc = scalar.zero64()  # float64 whatever x's dtype (see the module's docstring)
     for i in range(x.shape[0]):
-        acc += float(x[i])
+        acc += x[i]
     y[0] = acc
 
 
@@ -27,9 +28,9 @@ def sum_grad_x(i, dy, dx):
 
 
 def mean_forward(x, y):
-    acc = 0.0
+    acc = scalar.zero64()
     for i in range(x.shape[0]):
-        acc += float(x[i])
+        acc += x[i]
     y[0] = acc / x.shape[0]
 
 

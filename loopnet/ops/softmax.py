@@ -25,9 +25,9 @@ def softmax_forward(r, x, y):
 
 
 def softmax_grad_x(r, y, dy, dx):
-    dot = 0.0  # float64 whatever the dtype, as every row sum here
+    dot = scalar.zero64()  # float64 whatever the dtype, as every row sum here
     for j in range(y.shape[1]):
-        dot += float(dy[r, j] * y[r, j])
+        dot += dy[r, j] * y[r, j]
     for k in range(y.shape[1]):
         dx[r, k] += y[r, k] * (dy[r, k] - dot)
 
@@ -40,9 +40,9 @@ def log_softmax_forward(r, x, y):
 
 
 def log_softmax_grad_x(r, y, dy, dx):
-    total = 0.0
+    total = scalar.zero64()
     for j in range(y.shape[1]):
-        total += float(dy[r, j])
+        total += dy[r, j]
     for k in range(y.shape[1]):
         dx[r, k] += dy[r, k] - scalar.exp(y[r, k]) * total
 
