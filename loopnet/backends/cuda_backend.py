@@ -204,10 +204,10 @@ class _Tiling:
             *_decode("row", spec.rows, "r", "    "),
             *_decode("col", spec.cols, "c", "    "),
             *_decode("col_load", spec.cols, "l", "    "),
-            f"    acc = numba.{dtype}(0)",
+            "    total = numba.float64(0)  # each slice's sum is added here: long sums stay accurate",
             *self.slices(dtype, T),
             "    if row < rows and col < cols:",
-            f"        {self.out_element} {'+=' if spec.accumulate else '='} {self.init}acc",
+            f"        {self.out_element} {'+=' if spec.accumulate else '='} {self.init}total",
             "",
         ]
 
@@ -226,8 +226,10 @@ class _Tiling:
             "        else:",
             f"            tile_b[ty, tx] = numba.{dtype}(0)",
             "        cuda.syncthreads()",
+            f"        acc = numba.{dtype}(0)  # T products in the array's dtype, then into float64",
             f"        for t in range({T}):",
             "            acc += tile_a[ty, t] * tile_b[tx, t]",
+            "        total += acc",
             "        cuda.syncthreads()",
         ]
 
@@ -260,6 +262,10 @@ def contraction_source(body, rank):
     thread adds its TILE products from shared memory: each element of A and B is read
     from device memory once per tile instead of once per output. Positions past an edge,
     or outside an array (a convolution's window off the image), load as zero.
+
+    Each slice's TILE products are added in the array's dtype, and the slice's sum into a
+    float64 total (one float64 add per TILE multiply-adds), so a long float32 sum is as
+    accurate as the body's, which accumulates in float64 throughout.
     """
     tiling, T = _Tiling(body, rank), tile()
     lines = [

@@ -24,15 +24,15 @@ from loopnet.schedule import contraction
 
 @contraction("Y[n,m] = b[m] + sum_d X[n,d] * WT[m,d]")
 def affine_forward(n, m, X, WT, b, Y):
-    acc = b[m]
+    acc = scalar.zero64()  # a long sum: float64 whatever the dtype (stored as Y's dtype)
     for d in range(X.shape[1]):
         acc += X[n, d] * WT[m, d]  # WT[m,d] = W[d,m]
-    Y[n, m] = acc
+    Y[n, m] = b[m] + acc
 
 
 @contraction("dX[n,d] += sum_m dY[n,m] * W[d,m]")
 def affine_grad_x(n, d, W, dY, dX):
-    acc = dX.dtype.type(0)
+    acc = scalar.zero64()
     for m in range(W.shape[1]):
         acc += dY[n, m] * W[d, m]
     dX[n, d] += acc
@@ -40,7 +40,7 @@ def affine_grad_x(n, d, W, dY, dX):
 
 @contraction("dW[d,m] += sum_n XT[d,n] * dYT[m,n]")
 def affine_grad_W(d, m, XT, dYT, dW):
-    acc = dW.dtype.type(0)
+    acc = scalar.zero64()  # a sum over the whole minibatch: float64
     for n in range(XT.shape[1]):
         acc += XT[d, n] * dYT[m, n]  # X[n,d] * dY[n,m]
     dW[d, m] += acc

@@ -15,6 +15,7 @@ Each loop's `@contraction` line restates its sum (`loopnet.schedule`), so the CU
 may run it as shared-memory tiles, one product per h.
 """
 
+from loopnet import scalar
 from loopnet.loops import loop, scratch
 from loopnet.op import Op
 from loopnet.schedule import contraction
@@ -22,7 +23,7 @@ from loopnet.schedule import contraction
 
 @contraction("U[h,i,j] = sum_k A[h,i,k] * BT[h,j,k]")
 def bmm_forward(h, i, j, A, BT, U):
-    acc = U.dtype.type(0)
+    acc = scalar.zero64()
     for k in range(A.shape[2]):
         acc += A[h, i, k] * BT[h, j, k]
     U[h, i, j] = acc
@@ -30,7 +31,7 @@ def bmm_forward(h, i, j, A, BT, U):
 
 @contraction("dA[h,i,k] += sum_j dU[h,i,j] * BT[h,j,k]")
 def bmm_grad_A(h, i, k, BT, dU, dA):
-    acc = dA.dtype.type(0)
+    acc = scalar.zero64()
     for j in range(dU.shape[2]):
         acc += dU[h, i, j] * BT[h, j, k]
     dA[h, i, k] += acc
@@ -38,7 +39,7 @@ def bmm_grad_A(h, i, k, BT, dU, dA):
 
 @contraction("dBT[h,j,k] += sum_i dU[h,i,j] * A[h,i,k]")
 def bmm_grad_BT(h, j, k, A, dU, dBT):
-    acc = dBT.dtype.type(0)
+    acc = scalar.zero64()
     for i in range(A.shape[1]):
         acc += dU[h, i, j] * A[h, i, k]
     dBT[h, j, k] += acc
@@ -46,7 +47,7 @@ def bmm_grad_BT(h, j, k, A, dU, dBT):
 
 @contraction("dB[h,k,j] += sum_i A[h,i,k] * dU[h,i,j]")
 def bmm_grad_B(h, k, j, A, dU, dB):
-    acc = dB.dtype.type(0)
+    acc = scalar.zero64()
     for i in range(A.shape[1]):
         acc += A[h, i, k] * dU[h, i, j]
     dB[h, k, j] += acc

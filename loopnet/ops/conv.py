@@ -42,7 +42,7 @@ def conv2d_forward(n, co, X, W, b, O):
 
 @contraction("dW[co,c,i,j] += sum_{n,h,w} dO[n,co,h,w] * X[n,c,h+i,w+j]")
 def conv2d_grad_W(co, c, i, j, X, dO, dW):
-    acc = dW.dtype.type(0)
+    acc = scalar.zero64()  # float64 whatever the dtype: a sum over the minibatch and every position
     for n in range(dO.shape[0]):
         for h in range(dO.shape[2]):
             for w in range(dO.shape[3]):

@@ -13,6 +13,7 @@ the loop is correct on every backend, repeated ids included, with no atomics.
 
 import numpy as np
 
+from loopnet import scalar
 from loopnet.errors import LabelError
 from loopnet.loops import flat, loop
 from loopnet.op import Op
@@ -23,7 +24,7 @@ def embedding_forward(p, d, ids, E, out):
 
 
 def embedding_grad_E(v, d, ids, dout, dE):
-    acc = dE.dtype.type(0)
+    acc = scalar.zero64()  # a sum over every position: float64 whatever the dtype
     for p in range(ids.shape[0]):
         if ids[p] == v:
             acc += dout[p, d]

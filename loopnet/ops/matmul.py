@@ -17,6 +17,7 @@ Each loop also declares, in one line, the contraction it computes (`loopnet.sche
 a compiled backend may run it in register-tiled blocks; the body stays the definition.
 """
 
+from loopnet import scalar
 from loopnet.loops import loop, transposed
 from loopnet.op import Op
 from loopnet.schedule import contraction
@@ -24,7 +25,7 @@ from loopnet.schedule import contraction
 
 @contraction("C[i,j] = sum_k A[i,k] * BT[j,k]")
 def matmul_forward(i, j, A, BT, C):
-    acc = C.dtype.type(0)  # accumulate in the array's dtype: float32 stays float32
+    acc = scalar.zero64()  # a long sum: float64 whatever the dtype (stored as C's dtype)
     for k in range(A.shape[1]):
         acc += A[i, k] * BT[j, k]  # BT[j,k] = B[k,j]
     C[i, j] = acc
@@ -32,7 +33,7 @@ def matmul_forward(i, j, A, BT, C):
 
 @contraction("dA[i,k] += sum_j dC[i,j] * B[k,j]")
 def matmul_grad_A(i, k, B, dC, dA):
-    acc = dA.dtype.type(0)
+    acc = scalar.zero64()
     for j in range(B.shape[1]):
         acc += dC[i, j] * B[k, j]
     dA[i, k] += acc
@@ -40,7 +41,7 @@ def matmul_grad_A(i, k, B, dC, dA):
 
 @contraction("dB[k,j] += sum_i AT[k,i] * dCT[j,i]")
 def matmul_grad_B(k, j, AT, dCT, dB):
-    acc = dB.dtype.type(0)
+    acc = scalar.zero64()  # a sum over every row of A: float64, as every long sum
     for i in range(AT.shape[1]):
         acc += AT[k, i] * dCT[j, i]  # A[i,k] * dC[i,j]
     dB[k, j] += acc

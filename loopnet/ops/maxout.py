@@ -13,29 +13,32 @@ piece won into `piece`, kept for the backward; ties go to the first piece.
 
 import numpy as np
 
+from loopnet import scalar
 from loopnet.loops import loop, scratch
 from loopnet.op import Op
 
 
 def maxout_forward(n, m, x, W, b, y, piece):
+    best = scalar.zero64()
     for p in range(W.shape[0]):
-        acc = b[p, m]
+        acc = scalar.zero64() + b[p, m]  # float64, as every contraction's sum
         for d in range(x.shape[1]):
             acc += x[n, d] * W[p, d, m]
-        if p == 0 or acc > y[n, m]:
-            y[n, m] = acc
+        if p == 0 or acc > best:  # ties keep the first piece
+            best = acc
             piece[n, m] = p
+    y[n, m] = best
 
 
 def maxout_grad_x(n, d, W, piece, dy, dx):
-    acc = dx.dtype.type(0)
+    acc = scalar.zero64()
     for m in range(dy.shape[1]):
         acc += dy[n, m] * W[piece[n, m], d, m]
     dx[n, d] += acc
 
 
 def maxout_grad_W(p, d, m, x, piece, dy, dW):
-    acc = dW.dtype.type(0)
+    acc = scalar.zero64()  # sums over the minibatch accumulate in float64
     for n in range(x.shape[0]):
         if piece[n, m] == p:
             acc += x[n, d] * dy[n, m]
@@ -43,7 +46,7 @@ def maxout_grad_W(p, d, m, x, piece, dy, dW):
 
 
 def maxout_grad_b(p, m, piece, dy, db):
-    acc = db.dtype.type(0)
+    acc = scalar.zero64()
     for n in range(dy.shape[0]):
         if piece[n, m] == p:
             acc += dy[n, m]
