@@ -4,10 +4,10 @@ A contraction body says in one line what it computes:
 
     @contraction("Y[n,m] = b[m] + sum_d X[n,d] * WT[m,d]")
     def affine_forward(n, m, X, WT, b, Y):
-        acc = b[m]
+        acc = scalar.zero64()
         for d in range(X.shape[1]):
             acc += X[n, d] * WT[m, d]
-        Y[n, m] = acc
+        Y[n, m] = b[m] + acc
 
 The body stays the definition: the Python backend runs it as it is, and every backend runs
 it wherever a schedule does not apply. The declaration lets the compiled backends

@@ -14,6 +14,9 @@ Memory order: where a sum runs down a column, the loop reads a transposed copy i
 row; see `loopnet.loops.transposed`. Same terms, same math, memory read in order. The
 `@contraction` line above each loop restates its sum so the Numba backend may compute it
 in register-tiled blocks (`loopnet.schedule`); the loop below it stays the definition.
+
+Accuracy: each sum (over features, or dW's over the whole minibatch) accumulates in float64
+(`acc = scalar.zero64()`) and is stored in the array's dtype.
 """
 
 from loopnet import scalar

@@ -13,6 +13,9 @@ over k walks a row), and B's gradient is gathered in B's own layout:
 
 Each loop's `@contraction` line restates its sum (`loopnet.schedule`), so the CUDA backend
 may run it as shared-memory tiles, one product per h.
+
+Accuracy: each sum accumulates in float64 (`acc = scalar.zero64()`) and is stored in the
+array's dtype.
 """
 
 from loopnet import scalar

@@ -18,6 +18,9 @@ lands: writes stay inside the owned plane, so planes still run in parallel witho
 The `@contraction` line above three of the loops restates each as one sum of products
 (`loopnet.schedule`): the CUDA backend runs it as shared-memory tiles over every output
 element, since a thread per plane leaves most of a GPU idle. The loop stays the definition.
+
+Accuracy: the gradients' sums over the minibatch and every position accumulate in float64
+(`acc = scalar.zero64()`); the forward's short sum over one window stays in the dtype.
 """
 
 from loopnet import scalar

@@ -9,6 +9,8 @@ The slide writes the backward as a scatter, `for p,d: dE[ids[p],d] += dout[p,d]`
 races when an id repeats (two positions add into one row at once). Here it is a gather:
 each row v of dE sums the positions that used it, so every grid point owns its writes and
 the loop is correct on every backend, repeated ids included, with no atomics.
+
+Accuracy: dE's sum over every position accumulates in float64 (`scalar.zero64()`).
 """
 
 import numpy as np

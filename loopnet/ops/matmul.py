@@ -15,6 +15,9 @@ summed index is its first axis is passed transposed: BT[j,k] = B[k,j] (see
 
 Each loop also declares, in one line, the contraction it computes (`loopnet.schedule`), so
 a compiled backend may run it in register-tiled blocks; the body stays the definition.
+
+Accuracy: each sum accumulates in float64 (`acc = scalar.zero64()`) and is stored in C's
+dtype, so a float32 product over a long axis does not drift (issue 14).
 """
 
 from loopnet import scalar

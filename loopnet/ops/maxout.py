@@ -9,6 +9,9 @@ x (N, D), W (k, D, M), b (k, M) gives y (N, M):
 
 Only the winning piece gets the gradient (a max is a switch). The forward writes which
 piece won into `piece`, kept for the backward; ties go to the first piece.
+
+Accuracy: every sum (each piece's, and the gradients' over the minibatch) accumulates in
+float64 (`scalar.zero64()`) and is stored in the array's dtype.
 """
 
 import numpy as np
