@@ -166,3 +166,22 @@ def test_nan_stays_visible_through_relu_and_exp():
     assert np.isnan(run(ln.exp(x))[0])
     assert run(ln.exp(ln.Input([1000.0])))[0] == math.inf
     assert run(ln.log(ln.Input([0.0, -1.0]))).tolist()[0] == -math.inf
+
+
+def test_layout_ops_match_numpy_and_negative_axes_count_from_the_end():
+    values = np.arange(24.0).reshape(2, 3, 4)
+    x = ln.Parameter(values, name="x")
+    np.testing.assert_array_equal(ln.forward(ln.permute(x, (-1, 0, 1))), values.transpose(2, 0, 1))
+    np.testing.assert_array_equal(ln.forward(ln.transpose(ln.Parameter(values[0]))), values[0].T)
+    column = ln.Parameter(np.arange(3.0).reshape(3, 1), name="column")
+    np.testing.assert_array_equal(ln.forward(ln.broadcast_to(column, (2, 3, 4))),
+                                  np.broadcast_to(np.arange(3.0).reshape(3, 1), (2, 3, 4)))
+
+
+def test_the_backward_of_a_broadcast_sums_over_the_copies():
+    b = ln.Parameter(np.array([1.0, 2.0, 3.0]), name="b")
+    weights = np.arange(12.0).reshape(4, 3)
+    loss = ln.sum(ln.mul(ln.broadcast_to(b, (4, 3)), ln.Input(weights)))
+    ln.forward(loss)
+    ln.backward(loss)
+    np.testing.assert_array_equal(b.grad, weights.sum(axis=0))  # each b[m] was read by 4 rows

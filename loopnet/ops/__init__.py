@@ -10,7 +10,7 @@ loopnet/ops/affine.py, so a debugger finds its loops by name
 """
 
 from loopnet.ops import (
-    activations, affine, arithmetic, bmm, conv, cross_entropy, dropout, embedding, im2col, layer_norm, losses,
+    activations, affine, arithmetic, bmm, conv, cross_entropy, dropout, embedding, im2col, layer_norm, layout, losses,
     matmul, maxout, pointwise, pool, reductions, reshape, softmax,
 )
 
@@ -21,6 +21,7 @@ OPS = {
         reductions.sum, reductions.mean, pointwise.square, pointwise.exp, pointwise.log, pointwise.abs,
         activations.sigmoid, activations.tanh, activations.relu, activations.leaky_relu,
         softmax.softmax, softmax.log_softmax, reshape.reshape, reshape.flatten,
+        layout.transpose, layout.permute, layout.broadcast_to,
         losses.mse_loss, cross_entropy.softmax_cross_entropy, losses.binary_cross_entropy,
         losses.logistic_loss, losses.hinge_loss,
         conv.conv2d, pool.max_pool2d, pool.avg_pool2d, im2col.im2col, dropout.dropout, bmm.bmm, maxout.maxout,

@@ -165,6 +165,26 @@ def _layer_norm(draw, dtype=np.float64):
     return ln.layer_norm(_param(draw, shape, dtype, "x"), _param(draw, (K,), dtype, "gamma"), _param(draw, (K,), dtype, "beta"))
 
 
+@st.composite
+def _transpose(draw, dtype=np.float64):
+    return ln.transpose(_param(draw, (draw(sizes()), draw(sizes())), dtype, "x"))
+
+
+@st.composite
+def _permute(draw, dtype=np.float64):
+    shape = draw(shapes(1, 4))
+    axes = draw(st.permutations(range(len(shape))))
+    return ln.permute(_param(draw, shape, dtype, "x"), axes)
+
+
+@st.composite
+def _broadcast_to(draw, dtype=np.float64):
+    shape = draw(shapes(1, 3))
+    target = tuple(draw(sizes(1, 3)) if n == 1 else n for n in shape)  # grow the axes of length 1
+    lead = tuple(draw(st.lists(sizes(1, 3), max_size=2)))  # and add new leading axes
+    return ln.broadcast_to(_param(draw, shape, dtype, "x"), lead + target)
+
+
 SAMPLES = {
     "add": _binary(ln.add),
     "sub": _binary(ln.sub),
@@ -186,6 +206,9 @@ SAMPLES = {
     "log_softmax": _unary(ln.log_softmax),
     "reshape": _reshape,
     "flatten": _unary(ln.flatten),
+    "transpose": _transpose,
+    "permute": _permute,
+    "broadcast_to": _broadcast_to,
     "mse_loss": _mse_loss,
     "softmax_cross_entropy": _softmax_cross_entropy,
     "binary_cross_entropy": _binary_cross_entropy,
