@@ -14,7 +14,7 @@ from loopnet.graph import (
 from loopnet.ops import OPS
 from loopnet.ops.activations import leaky_relu, relu, sigmoid, tanh
 from loopnet.ops.affine import affine
-from loopnet.ops.arithmetic import add, div, mul, sub
+from loopnet.ops.arithmetic import add, div, maximum, mul, sub
 from loopnet.ops.bmm import bmm
 from loopnet.ops.conv import conv2d
 from loopnet.ops.cross_entropy import softmax_cross_entropy
@@ -26,7 +26,8 @@ from loopnet.ops.layout import broadcast_to, permute, transpose
 from loopnet.ops.losses import binary_cross_entropy, hinge_loss, logistic_loss, mse_loss
 from loopnet.ops.matmul import matmul
 from loopnet.ops.maxout import maxout
-from loopnet.ops.pointwise import abs, exp, log, square
+from loopnet.ops.pointwise import abs, exp, log, negate, square
+from loopnet.ops.powers import pow, reciprocal, sqrt
 from loopnet.ops.pool import avg_pool2d, max_pool2d
 from loopnet.ops.reductions import mean, sum
 from loopnet.ops.reshape import flatten, reshape

@@ -48,6 +48,18 @@ def sqrt(x):
     return math.nan  # negative, or NaN
 
 
+def pow(x, p):  # noqa: A001 - the math name; loopnet.scalar.pow, not the builtin
+    """x^p with the answers compiled code gives where math.pow raises: inf for 0 to a
+    negative power, nan for a negative x to a non-integer power, +-inf on overflow."""
+    if x == 0 and p < 0:
+        return math.inf
+    if x < 0 and math.isfinite(x) and math.isfinite(p) and p != math.floor(p):
+        return math.nan
+    if x != 0 and math.isfinite(x) and p * math.log(abs(x)) > _EXP_OVERFLOW:
+        return -math.inf if x < 0 and math.isfinite(p) and p % 2 == 1 else math.inf  # odd powers keep the sign
+    return math.pow(x, p)
+
+
 def div(a, b):
     """a / b with IEEE's answers at b = 0 (inf with the signs' product, nan for 0/0), where
     Python raises ZeroDivisionError and compiled code returns them."""
@@ -100,4 +112,4 @@ def row_sum_exp(x, r, shift):
     return total
 
 
-HELPERS = (exp, log, log1p, sqrt, div, sigmoid, softplus, zero64, row_max, row_sum_exp)
+HELPERS = (exp, log, log1p, sqrt, pow, div, sigmoid, softplus, zero64, row_max, row_sum_exp)

@@ -41,9 +41,12 @@ FLOORS = [
 # compile progress display (backends/compile_progress.py, ~100 lines): it lives beside the
 # compiles it shows, since every user of the numba backend (the CLI, tutorials, notebooks)
 # waits on them, and nothing above backends/ could hook into Numba's compile events without
-# an import up a floor. 1159 then.
+# an import up a floor. 1159 then. Raised to 1275 at 1252: the compiled tiles' blockwise
+# float64 sums (issue 14: a float32 weight gradient must not drift) and scalar.pow (issue
+# 15: the same IEEE answers for x^p on every backend) belong to the backends and to
+# scalar.py, where every loop body can reach them.
 ENGINE = ["errors.py", "scalar.py", "schedule.py", "graph.py", "loops.py", "op.py", "backends"]
-ENGINE_BUDGET = 1250
+ENGINE_BUDGET = 1275
 FUNCTION_LINES = 60  # longest function anywhere in loopnet/, docstring included
 
 

@@ -60,3 +60,49 @@ def test_layer_norm_of_a_constant_row_is_beta_on_every_backend(backend):
 def test_dropout_refuses_a_probability_out_of_range():
     with pytest.raises(SettingError, match="dropout probability must be in"):
         ln.dropout(ln.Parameter([1.0]), p=1.0)
+
+
+def pow_body(i, x, p, out):
+    out[i] = scalar.pow(x[i], p[i])
+
+
+POW_CASES = [  # x, p, x^p as C's pow (and NumPy) gives it; Python's math.pow raises on the middle ones
+    (2.0, 10.0, 1024.0), (-2.0, 3.0, -8.0), (9.0, 0.5, 3.0), (math.nan, 0.0, 1.0), (1.0, math.nan, 1.0),
+    (0.0, -1.0, math.inf), (-8.0, 0.5, math.nan), (10.0, 400.0, math.inf), (-10.0, 401.0, -math.inf),
+    (-10.0, 400.0, math.inf), (0.5, -2000.0, math.inf), (-2.0, math.inf, math.inf), (0.5, math.inf, 0.0),
+]
+
+
+@pytest.mark.parametrize("backend", ["python", "numba", "cuda"])
+def test_pow_gives_ieee_answers_on_every_backend(backend):
+    x, p, expected = (np.array(column) for column in zip(*POW_CASES))
+    with ln.use(backend):
+        from loopnet.backends import current_backend
+
+        device = current_backend()
+        out = device.zeros(x.shape, x.dtype)
+        loop(pow_body, x.shape, device.adopt(x), device.adopt(p), out)
+        got = device.to_host(out)
+    np.testing.assert_array_equal(got, expected)
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(got, np.power(x, p))
+
+
+@pytest.mark.parametrize("exponent", [math.inf, math.nan, "2", True, None])
+def test_pow_refuses_an_exponent_that_is_not_a_finite_number_or_a_node(exponent):
+    with pytest.raises(TypeError, match="pow: the exponent must be a finite number or a loopnet node"):
+        ln.pow(ln.Parameter(np.ones(2)), exponent)
+
+
+def test_maximum_splits_a_tie_and_pow_zero_has_no_slope():
+    a, b = ln.Parameter(np.array([1.0, 2.0, 3.0]), name="a"), ln.Parameter(np.array([1.0, 5.0, 0.0]), name="b")
+    loss = ln.sum(ln.maximum(a, b))
+    np.testing.assert_array_equal(ln.forward(loss), 1.0 + 5.0 + 3.0)
+    ln.backward(loss)
+    np.testing.assert_array_equal(a.grad, [0.5, 0.0, 1.0])
+    np.testing.assert_array_equal(b.grad, [0.5, 1.0, 0.0])
+    x = ln.Parameter(np.array([0.0, 2.0]), name="x")
+    flat = ln.sum(ln.pow(x, 0))
+    ln.forward(flat)
+    ln.backward(flat)
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])  # not 0 * inf = nan at x = 0

@@ -11,14 +11,15 @@ loopnet/ops/affine.py, so a debugger finds its loops by name
 
 from loopnet.ops import (
     activations, affine, arithmetic, bmm, conv, cross_entropy, dropout, embedding, im2col, layer_norm, layout, losses,
-    matmul, maxout, pointwise, pool, reductions, reshape, softmax,
+    matmul, maxout, pointwise, pool, powers, reductions, reshape, softmax,
 )
 
 OPS = {
     op.__name__: op
     for op in (
-        arithmetic.add, arithmetic.sub, arithmetic.mul, arithmetic.div, matmul.matmul, affine.affine,
-        reductions.sum, reductions.mean, pointwise.square, pointwise.exp, pointwise.log, pointwise.abs,
+        arithmetic.add, arithmetic.sub, arithmetic.mul, arithmetic.div, arithmetic.maximum, matmul.matmul, affine.affine,
+        reductions.sum, reductions.mean, pointwise.square, pointwise.exp, pointwise.log, pointwise.abs, pointwise.negate,
+        powers.pow, powers.sqrt, powers.reciprocal,
         activations.sigmoid, activations.tanh, activations.relu, activations.leaky_relu,
         softmax.softmax, softmax.log_softmax, reshape.reshape, reshape.flatten,
         layout.transpose, layout.permute, layout.broadcast_to,

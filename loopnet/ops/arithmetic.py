@@ -1,4 +1,4 @@
-"""add, sub, mul, div: elementwise on two arrays of one shape.
+"""add, sub, mul, div, maximum: elementwise on two arrays of one shape.
 
     forward    for i:  y[i] = a[i] + b[i]        (or -, *, /)
     backward   for i:  da[i] += dy[i] * dy/da    db[i] += dy[i] * dy/db
@@ -7,6 +7,10 @@
     sub:  dy/da = 1          dy/db = -1
     mul:  dy/da = b[i]       dy/db = a[i]
     div:  dy/da = 1 / b[i]   dy/db = -a[i] / b[i]^2
+
+    maximum:  y[i] = max(a[i], b[i]); the gradient goes to the larger input, and is split
+              in halves where a[i] = b[i] (as torch.maximum: the average of the two
+              one-sided choices)
 """
 
 from loopnet.op import Binary
@@ -60,6 +64,24 @@ def div_grad_b(i, a, b, dy, db):
     db[i] -= dy[i] * a[i] / (b[i] * b[i])
 
 
+def maximum_forward(i, a, b, y):
+    y[i] = a[i] if a[i] >= b[i] else b[i]
+
+
+def maximum_grad_a(i, a, b, dy, da):
+    if a[i] > b[i]:
+        da[i] += dy[i]
+    elif a[i] == b[i]:
+        da[i] += dy[i] / 2  # a tie: half to each input
+
+
+def maximum_grad_b(i, a, b, dy, db):
+    if b[i] > a[i]:
+        db[i] += dy[i]
+    elif a[i] == b[i]:
+        db[i] += dy[i] / 2
+
+
 class Add(Binary):
     name = "add"
     forward_body, grad_a_body, grad_b_body = add_forward, add_grad_a, add_grad_b
@@ -98,3 +120,13 @@ def mul(a, b, name=None):
 def div(a, b, name=None):
     """a / b, elementwise (same shapes); b = 0 gives inf or nan, as IEEE floats do."""
     return Div().apply((a, b), name)
+
+
+class Maximum(Binary):
+    name = "maximum"
+    forward_body, grad_a_body, grad_b_body = maximum_forward, maximum_grad_a, maximum_grad_b
+
+
+def maximum(a, b, name=None):
+    """max(a, b), elementwise (same shapes); at a tie each input gets half the gradient."""
+    return Maximum().apply((a, b), name)

@@ -1,4 +1,4 @@
-"""square, exp, log, abs: one scalar function applied to every element.
+"""square, exp, log, abs, negate: one scalar function applied to every element.
 
     forward    for i:  y[i] = f(x[i])
     backward   for i:  dx[i] += dy[i] * f'(x[i])
@@ -7,6 +7,7 @@
     exp:     f = e^x       f' = e^x = y          (reuses the forward's output)
     log:     f = ln x      f' = 1/x              (ln 0 = -inf, ln of a negative = nan)
     abs:     f = |x|       f' = sign(x)          (subgradient 0 at x = 0, as PyTorch)
+    negate:  f = -x        f' = -1
 """
 
 from loopnet import scalar
@@ -48,6 +49,14 @@ def abs_grad_x(i, x, y, dy, dx):
         dx[i] -= dy[i]
 
 
+def negate_forward(i, x, y):
+    y[i] = -x[i]
+
+
+def negate_grad_x(i, x, y, dy, dx):
+    dx[i] -= dy[i]
+
+
 class Square(Elementwise):
     name = "square"
     forward_body, grad_x_body = square_forward, square_grad_x
@@ -66,6 +75,16 @@ class Log(Elementwise):
 class Abs(Elementwise):
     name = "abs"
     forward_body, grad_x_body = abs_forward, abs_grad_x
+
+
+class Negate(Elementwise):
+    name = "negate"
+    forward_body, grad_x_body = negate_forward, negate_grad_x
+
+
+def negate(x, name=None):
+    """-x, elementwise."""
+    return Negate().apply((x,), name)
 
 
 def square(x, name=None):

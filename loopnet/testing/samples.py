@@ -185,11 +185,38 @@ def _broadcast_to(draw, dtype=np.float64):
     return ln.broadcast_to(_param(draw, shape, dtype, "x"), lead + target)
 
 
+@st.composite
+def _sqrt(draw, dtype=np.float64):
+    return ln.sqrt(ln.Parameter(draw(positive_arrays(draw(shapes()), dtype)), name="x"))
+
+
+@st.composite
+def _maximum(draw, dtype=np.float64):
+    shape = draw(shapes())
+    a = draw(arrays(shape, dtype))
+    gap = draw(arrays(shape, dtype, min_value=-1.0, max_value=1.0, avoid=(0.0,), margin=0.1))  # no ties: a kink
+    return ln.maximum(ln.Parameter(a, name="a"), ln.Parameter((a + gap).astype(dtype), name="b"))
+
+
+@st.composite
+def _pow(draw, dtype=np.float64):
+    shape = draw(shapes())
+    base = ln.Parameter(draw(positive_arrays(shape, dtype)), name="x")
+    if draw(st.booleans()):
+        return ln.pow(base, draw(st.sampled_from([2.0, 3.0, 0.5, -1.0, 1.5, 0.0])))
+    return ln.pow(base, _param(draw, shape, dtype, "p", min_value=-2.0, max_value=2.0))
+
+
 SAMPLES = {
     "add": _binary(ln.add),
     "sub": _binary(ln.sub),
     "mul": _binary(ln.mul),
     "div": _binary(ln.div, avoid=(0.0,), margin=0.5),  # divisors away from 0
+    "maximum": _maximum,
+    "negate": _unary(ln.negate),
+    "pow": _pow,
+    "sqrt": _sqrt,
+    "reciprocal": _unary(ln.reciprocal, avoid=(0.0,), margin=0.5),
     "matmul": _matmul,
     "affine": _affine,
     "sum": _unary(ln.sum),
