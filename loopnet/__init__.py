@@ -29,7 +29,7 @@ from loopnet.ops.maxout import maxout
 from loopnet.ops.pointwise import abs, exp, log, negate, square
 from loopnet.ops.powers import pow, reciprocal, sqrt
 from loopnet.ops.pool import avg_pool2d, max_pool2d
-from loopnet.ops.reductions import mean, sum
+from loopnet.ops.reductions import logsumexp, max, mean, sum
 from loopnet.ops.reshape import flatten, reshape
 from loopnet.ops.softmax import log_softmax, softmax
 

@@ -28,7 +28,8 @@ def test_every_public_op_is_registered():
 def test_op_gradient_matches_finite_differences(name):
     @given(SAMPLES[name]())
     def check(node):
-        assert node.op.name == name  # the sample really exercises this op
+        # the sample really exercises this op (softmax along another axis ends in a permute)
+        assert name in {n.op.name for n in ln.topological_order(node) if n.op is not None}
         assert_gradcheck(node)
 
     check()

@@ -185,3 +185,27 @@ def test_the_backward_of_a_broadcast_sums_over_the_copies():
     ln.forward(loss)
     ln.backward(loss)
     np.testing.assert_array_equal(b.grad, weights.sum(axis=0))  # each b[m] was read by 4 rows
+
+
+@pytest.mark.parametrize("backend", ["python", "numba", "cuda"])
+def test_axis_reductions_match_numpy_on_every_backend(backend):
+    values = np.random.default_rng(1).normal(size=(2, 3, 4))
+    with ln.use(backend):
+        x = ln.Parameter(values, name="x")
+        for op, reference in ((ln.sum, np.sum), (ln.mean, np.mean), (ln.max, np.max)):
+            for axis in (0, -1, (0, 2), None):
+                got = ln.forward(op(x, axis=axis, keepdims=True))
+                np.testing.assert_allclose(got, reference(values, axis=axis, keepdims=True), rtol=1e-12)
+        np.testing.assert_allclose(ln.forward(ln.logsumexp(x, axis=1)), np.log(np.exp(values).sum(axis=1)), rtol=1e-12)
+        np.testing.assert_allclose(ln.forward(ln.softmax(x, axis=0)),
+                                   np.exp(values) / np.exp(values).sum(axis=0, keepdims=True), rtol=1e-12)
+        edges = ln.Input(np.array([[-np.inf, -np.inf], [np.inf, 1.0], [1000.0, 1000.0]]))
+        np.testing.assert_allclose(ln.forward(ln.logsumexp(edges, axis=1)), [-np.inf, np.inf, 1000 + np.log(2)])
+
+
+def test_max_sends_the_gradient_to_the_first_maximum():
+    x = ln.Parameter(np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 2.0]]), name="x")
+    loss = ln.sum(ln.max(x, axis=1))
+    ln.forward(loss)
+    ln.backward(loss)
+    np.testing.assert_array_equal(x.grad, [[0, 1, 0], [1, 0, 0]])

@@ -18,7 +18,7 @@ OPS = {
     op.__name__: op
     for op in (
         arithmetic.add, arithmetic.sub, arithmetic.mul, arithmetic.div, arithmetic.maximum, matmul.matmul, affine.affine,
-        reductions.sum, reductions.mean, pointwise.square, pointwise.exp, pointwise.log, pointwise.abs, pointwise.negate,
+        reductions.sum, reductions.mean, reductions.max, reductions.logsumexp, pointwise.square, pointwise.exp, pointwise.log, pointwise.abs, pointwise.negate,
         powers.pow, powers.sqrt, powers.reciprocal,
         activations.sigmoid, activations.tanh, activations.relu, activations.leaky_relu,
         softmax.softmax, softmax.log_softmax, reshape.reshape, reshape.flatten,

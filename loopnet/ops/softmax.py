@@ -1,5 +1,8 @@
 """softmax, log_softmax: along the last axis; every other axis is a batch of rows.
 
+Along another axis (`axis=`), the wrapper moves that axis last with `permute`, runs these
+same row loops, and moves it back: two layout nodes in the trace, no second copy of the math.
+
 For one row x of length K, with m = max_k x[k] and s = sum_k e^(x[k] - m):
 
     softmax       y[k] = e^(x[k] - m) / s
@@ -13,8 +16,10 @@ come from `scalar.row_max` and `scalar.row_sum_exp`, which softmax_cross_entropy
 """
 
 from loopnet import scalar
+from loopnet.errors import ShapeError
 from loopnet.loops import loop, rows
 from loopnet.op import Op
+from loopnet.ops.layout import permute
 
 
 def softmax_forward(r, x, y):
@@ -72,11 +77,25 @@ class LogSoftmax(Softmax):
     forward_body, grad_x_body = log_softmax_forward, log_softmax_grad_x
 
 
-def softmax(x, name=None):
-    """e^x / sum e^x along the last axis (each row sums to 1), computed stably."""
-    return Softmax().apply((x,), name)
+def _along(op, x, axis, name):
+    """op along `axis`: directly for the last axis, else between two permutes."""
+    rank = len(x.shape)
+    if rank == 0 or axis in (-1, rank - 1):
+        return op.apply((x,), name)
+    if isinstance(axis, bool) or not isinstance(axis, int) or not -rank <= axis < rank:
+        raise ShapeError(f"{op.name}: axis {axis!r} must be a whole number in [-{rank}, {rank - 1}] "
+                         f"for an input with {rank} axes")
+    axis %= rank
+    order = [a for a in range(rank) if a != axis] + [axis]  # the axis moved last
+    back = [order.index(a) for a in range(rank)]
+    return permute(op.apply((permute(x, order),)), back, name=name)
 
 
-def log_softmax(x, name=None):
-    """x - log sum e^x along the last axis, by the log-sum-exp trick."""
-    return LogSoftmax().apply((x,), name)
+def softmax(x, axis=-1, name=None):
+    """e^x / sum e^x along `axis` (default the last: each row sums to 1), computed stably."""
+    return _along(Softmax(), x, axis, name)
+
+
+def log_softmax(x, axis=-1, name=None):
+    """x - ln sum e^x along `axis` (default the last), computed stably."""
+    return _along(LogSoftmax(), x, axis, name)

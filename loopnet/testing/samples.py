@@ -207,6 +207,31 @@ def _pow(draw, dtype=np.float64):
     return ln.pow(base, _param(draw, shape, dtype, "p", min_value=-2.0, max_value=2.0))
 
 
+def _axis_form(op, distinct=False):
+    """op over every element, or along one axis or two, with keepdims either way."""
+    @st.composite
+    def sample(draw, dtype=np.float64):
+        shape = draw(shapes())
+        if distinct:  # no ties, so a finite-difference step never moves the max
+            order = draw(st.permutations(range(int(np.prod(shape)))))
+            x = ln.Parameter((np.array(order, np.float64).reshape(shape) * 0.1).astype(dtype), name="x")
+        else:
+            x = _param(draw, shape, dtype, "x")
+        rank = len(shape)
+        axis = draw(st.one_of(st.none(), st.integers(-rank, rank - 1),
+                              st.lists(st.integers(0, rank - 1), min_size=1, max_size=2, unique=True).map(tuple)))
+        return op(x, axis=axis, keepdims=draw(st.booleans()))
+    return sample
+
+
+def _along_axis(op):
+    @st.composite
+    def sample(draw, dtype=np.float64):
+        shape = draw(shapes())
+        return op(_param(draw, shape, dtype, "x"), axis=draw(st.integers(-len(shape), len(shape) - 1)))
+    return sample
+
+
 SAMPLES = {
     "add": _binary(ln.add),
     "sub": _binary(ln.sub),
@@ -219,8 +244,10 @@ SAMPLES = {
     "reciprocal": _unary(ln.reciprocal, avoid=(0.0,), margin=0.5),
     "matmul": _matmul,
     "affine": _affine,
-    "sum": _unary(ln.sum),
-    "mean": _unary(ln.mean),
+    "sum": _axis_form(ln.sum),
+    "mean": _axis_form(ln.mean),
+    "max": _axis_form(ln.max, distinct=True),
+    "logsumexp": _axis_form(ln.logsumexp),
     "square": _unary(ln.square),
     "exp": _unary(ln.exp),
     "log": _log,
@@ -229,8 +256,8 @@ SAMPLES = {
     "tanh": _unary(ln.tanh),
     "relu": _unary(ln.relu, avoid=(0.0,)),
     "leaky_relu": _leaky_relu,
-    "softmax": _unary(ln.softmax),
-    "log_softmax": _unary(ln.log_softmax),
+    "softmax": _along_axis(ln.softmax),
+    "log_softmax": _along_axis(ln.log_softmax),
     "reshape": _reshape,
     "flatten": _unary(ln.flatten),
     "transpose": _transpose,
