@@ -104,8 +104,8 @@ def test_trace_of_a_user_file_with_default_and_named_function(tmp_path):
     ("build = 3\n", ("'build'", "is a int, not a function")),
     ("def build():\n    raise ValueError('boom')\n", ("build() of", "raised ValueError: boom")),
     ("def build():\n    return 42\n", ("returned int, not a loopnet node",)),
-    ("import loopnet as ln\ndef build():\n    return ln.add(ln.Parameter([1.0]), ln.Parameter([1.0, 2.0]))\n",
-     ("add: both inputs must have the same shape",)),
+    ("import loopnet as ln\ndef build():\n    return ln.add(ln.Parameter([1.0, 2.0, 3.0]), ln.Parameter([1.0, 2.0]))\n",
+     ("add: shapes (3,) and (2,) do not broadcast",)),
 ])
 def test_user_file_errors_are_one_line_exit_1(tmp_path, source, fragments):
     path = tmp_path / "user_model.py"

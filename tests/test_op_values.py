@@ -209,3 +209,33 @@ def test_max_sends_the_gradient_to_the_first_maximum():
     ln.forward(loss)
     ln.backward(loss)
     np.testing.assert_array_equal(x.grad, [[0, 1, 0], [1, 0, 0]])
+
+
+def test_operators_are_the_ops_and_numbers_are_constants():
+    x = ln.Parameter(np.array([[1.0, 2.0], [3.0, 4.0]]), name="x")
+    b = ln.Parameter(np.array([10.0, 20.0]), name="b")
+    y = x + b
+    assert y.op.name == "add" and [n.op_name for n in y.inputs] == ["Parameter", "broadcast_to"]
+    values = x.value
+    cases = [(x * 0.5, values * 0.5), (1 - x, 1 - values), (-x, -values), (x / 2, values / 2), (2 / x, 2 / values),
+             (x ** 2, values ** 2), (2 ** x, 2 ** values), (x @ x, values @ values), (np.float64(3) * x, 3 * values),
+             (y, values + [10.0, 20.0])]
+    for node, expected in cases:
+        np.testing.assert_allclose(ln.forward(node), expected, rtol=1e-12)
+    constant = (x * 0.5).inputs[1]
+    assert constant.name.startswith("0.5") and not constant.requires_grad
+    loss = ln.sum(y * y)
+    ln.forward(loss)
+    ln.backward(loss)
+    np.testing.assert_allclose(b.grad, (2 * (values + [10.0, 20.0])).sum(axis=0))  # the sum over the rows
+
+
+def test_a_number_takes_the_other_operands_dtype_and_two_numbers_are_refused():
+    x32 = ln.Parameter(np.ones(3, np.float32), name="x32")
+    assert (x32 * 0.1).dtype == np.float32 and (0.1 + x32).inputs[0].dtype == np.float32
+    with pytest.raises(TypeError, match="add: at least one operand must be a loopnet node"):
+        ln.add(1.0, 2.0)
+    with pytest.raises(TypeError, match="mul: an operand must be a loopnet node or a number, got list"):
+        x32 * [1.0, 2.0, 3.0]
+    with pytest.raises(TypeError, match="sub: an operand must be a loopnet node or a number, got ndarray"):
+        x32 - np.ones(3)

@@ -11,7 +11,7 @@ loopnet/ops/affine.py, so a debugger finds its loops by name
 
 from loopnet.ops import (
     activations, affine, arithmetic, bmm, conv, cross_entropy, dropout, embedding, im2col, layer_norm, layout, losses,
-    matmul, maxout, pointwise, pool, powers, reductions, reshape, softmax,
+    matmul, maxout, operators, pointwise, pool, powers, reductions, reshape, softmax,
 )
 
 OPS = {

@@ -1,5 +1,9 @@
 """add, sub, mul, div, maximum: elementwise on two arrays of one shape.
 
+Operands whose shapes differ are broadcast first by a broadcast_to node (NumPy's rule; see
+loopnet/ops/layout.py), and a Python number becomes a constant: `add(y, b)` with y (N, M)
+and b (M,) adds b to every row, and b's gradient is the sum over the rows.
+
     forward    for i:  y[i] = a[i] + b[i]        (or -, *, /)
     backward   for i:  da[i] += dy[i] * dy/da    db[i] += dy[i] * dy/db
 
@@ -14,6 +18,7 @@
 """
 
 from loopnet.op import Binary
+from loopnet.ops.layout import operands
 
 
 def add_forward(i, a, b, y):
@@ -103,23 +108,23 @@ class Div(Binary):
 
 
 def add(a, b, name=None):
-    """a + b, elementwise (same shapes)."""
-    return Add().apply((a, b), name)
+    """a + b, elementwise (shapes broadcast; a number is a constant)."""
+    return Add().apply(operands(a, b, "add"), name)
 
 
 def sub(a, b, name=None):
-    """a - b, elementwise (same shapes)."""
-    return Sub().apply((a, b), name)
+    """a - b, elementwise (shapes broadcast; a number is a constant)."""
+    return Sub().apply(operands(a, b, "sub"), name)
 
 
 def mul(a, b, name=None):
-    """a * b, elementwise (same shapes)."""
-    return Mul().apply((a, b), name)
+    """a * b, elementwise (shapes broadcast; a number is a constant)."""
+    return Mul().apply(operands(a, b, "mul"), name)
 
 
 def div(a, b, name=None):
-    """a / b, elementwise (same shapes); b = 0 gives inf or nan, as IEEE floats do."""
-    return Div().apply((a, b), name)
+    """a / b, elementwise (shapes broadcast); b = 0 gives inf or nan, as IEEE floats do."""
+    return Div().apply(operands(a, b, "div"), name)
 
 
 class Maximum(Binary):
@@ -128,5 +133,5 @@ class Maximum(Binary):
 
 
 def maximum(a, b, name=None):
-    """max(a, b), elementwise (same shapes); at a tie each input gets half the gradient."""
-    return Maximum().apply((a, b), name)
+    """max(a, b), elementwise (shapes broadcast); at a tie each input gets half the gradient."""
+    return Maximum().apply(operands(a, b, "maximum"), name)

@@ -27,14 +27,23 @@ rest; each axis's index times that axis's step (`step[a]`, the elements between
 neighbours along it in the array read) adds up to the position read. A broadcast axis has
 step 0: every index along it reads the same element.
 Accuracy: the sum over copies accumulates in float64 (`scalar.zero64()`).
+
+The binary ops (add, sub, mul, div, maximum, pow) broadcast through this op: where their
+operands' shapes differ, `operands` puts a broadcast_to node in front of the smaller one,
+so their own loops stay `y[i] = a[i] + b[i]` and the sum over the copies is a node of its
+own, visible in `trace` and `explain`. A Python number becomes a constant Input (no
+gradient) of the other operand's shape and dtype.
 """
 
 import operator
+
+import numbers
 
 import numpy as np
 
 from loopnet import scalar
 from loopnet.errors import ShapeError
+from loopnet.graph import Input, Node
 from loopnet.loops import flat, loop, to_backend
 from loopnet.op import Op
 
@@ -221,3 +230,29 @@ def permute(x, axes, name=None):
 def broadcast_to(x, shape, name=None):
     """x repeated to `shape` by NumPy's rules; the backward sums over the copies."""
     return BroadcastTo(shape).apply((x,), name)
+
+
+def _constant(value, other, op_name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{op_name}: an operand must be a loopnet node or a number, got {type(value).__name__}; "
+                        f"wrap arrays in Input(...) or Parameter(...)")
+    # filled to the other operand's shape: one constant node, no broadcast node in front of it
+    return Input(np.full(other.shape, value, dtype=other.dtype), name=f"{value:g}")
+
+
+def operands(a, b, op_name):
+    """(a, b) as two nodes of one shape: numbers become constants, and a smaller shape is
+    broadcast (NumPy's rule) by a broadcast_to node."""
+    if not isinstance(a, Node) and not isinstance(b, Node):
+        raise TypeError(f"{op_name}: at least one operand must be a loopnet node, got "
+                        f"{type(a).__name__} and {type(b).__name__}")
+    a = a if isinstance(a, Node) else _constant(a, b, op_name)
+    b = b if isinstance(b, Node) else _constant(b, a, op_name)
+    if a.shape == b.shape:
+        return a, b
+    shape = broadcast_shape(a.shape, b.shape)
+    if shape is None:
+        raise ShapeError(f"{op_name}: shapes {a.shape} and {b.shape} do not broadcast: from the right, each pair of "
+                         f"sizes must be equal or one of them 1 (got a={a.name!r} {a.shape}, b={b.name!r} {b.shape})")
+    return (a if a.shape == shape else broadcast_to(a, shape),
+            b if b.shape == shape else broadcast_to(b, shape))

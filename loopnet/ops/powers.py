@@ -5,7 +5,7 @@ pow(x, p) with p a number (a constant exponent; no gradient for p):
     forward    for i:  y[i] = x[i]^p
     backward   for i:  dx[i] += dy[i] * p * x[i]^(p-1)        (nothing when p = 0, as PyTorch)
 
-pow(a, b) with b a node of a's shape (the exponent varies too):
+pow(a, b) with b a node (the exponent varies too; shapes broadcast as in add):
 
     forward    for i:  y[i] = a[i]^b[i]
     backward   for i:  da[i] += dy[i] * b[i] * a[i]^(b[i]-1)
@@ -26,6 +26,7 @@ import numbers
 from loopnet import scalar
 from loopnet.graph import Node
 from loopnet.op import Binary, Elementwise
+from loopnet.ops.layout import operands
 
 
 def pow_const_forward(i, x, y, p):
@@ -87,9 +88,9 @@ class Reciprocal(Elementwise):
 
 
 def pow(x, p, name=None):  # noqa: A001 - torch.pow's name; loopnet.ops.powers.pow, not the builtin
-    """x^p elementwise: p a number (a constant exponent) or a node of x's shape."""
-    if isinstance(p, Node):
-        return Pow().apply((x, p), name)
+    """x^p elementwise: p a number (a constant exponent) or a node (shapes broadcast)."""
+    if isinstance(p, Node) or not isinstance(x, Node):  # an exponent that varies, or 2 ** x
+        return Pow().apply(operands(x, p, "pow"), name)
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not math.isfinite(p):
         raise TypeError(f"pow: the exponent must be a finite number or a loopnet node, got {p!r}")
     return PowConst(float(p)).apply((x,), name)

@@ -26,10 +26,21 @@ def _unary(op, **array_options):
 
 
 def _binary(op, **b_options):
+    """Two operands of one shape; or b broadcast against a (a trailing part of a's shape,
+    some sizes 1); or b a Python number (a constant). b_options keep b off a kink (a
+    divisor off 0), so b stays the second operand wherever they are given."""
     @st.composite
     def sample(draw, dtype=np.float64):
         shape = draw(shapes())
-        return op(_param(draw, shape, dtype, "a"), _param(draw, shape, dtype, "b", **b_options))
+        a = _param(draw, shape, dtype, "a")
+        form = draw(st.sampled_from(["same", "broadcast", "number"]))
+        if form == "number":
+            return op(a, float(draw(arrays((), dtype, **b_options))))
+        if form == "broadcast":
+            tail = shape[draw(st.integers(0, len(shape) - 1)):]
+            b = _param(draw, tuple(1 if draw(st.booleans()) else n for n in tail), dtype, "b", **b_options)
+            return op(b, a) if not b_options and draw(st.booleans()) else op(a, b)
+        return op(a, _param(draw, shape, dtype, "b", **b_options))
     return sample
 
 
