@@ -96,3 +96,51 @@ def test_max_pool_ties_give_the_gradient_to_the_first_maximum():
 def test_convnet_shape_errors(build, message):
     with pytest.raises(ShapeError, match=message):
         build()
+
+
+def _pool_reference(values, window, stride, padding, reduce):
+    """Every window read from a padded copy (NaN marks the padding), reduced by `reduce`."""
+    (kh, kw), (sh, sw), (ph, pw) = window, stride, padding
+    padded = np.pad(values, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=np.nan)
+    rows, cols = (padded.shape[2] - kh) // sh + 1, (padded.shape[3] - kw) // sw + 1
+    out = np.empty(values.shape[:2] + (rows, cols))
+    for p in range(rows):
+        for q in range(cols):
+            out[:, :, p, q] = reduce(padded[:, :, sh * p:sh * p + kh, sw * q:sw * q + kw])
+    return out
+
+
+@pytest.mark.parametrize("backend", ["python", "numba", "cuda"])
+@pytest.mark.parametrize("window, stride, padding", [((3, 3), (2, 2), (1, 1)), ((2, 3), (1, 2), (0, 1)), ((3, 2), (1, 1), (1, 0))])
+def test_pools_with_strides_and_padding_match_a_numpy_reference(backend, window, stride, padding):
+    values = np.random.default_rng(3).normal(size=(2, 2, 5, 6))
+    with ln.use(backend):
+        x = ln.Parameter(values, name="x")
+        got_max = ln.forward(ln.max_pool2d(x, window, stride=stride, padding=padding))
+        got_avg = ln.forward(ln.avg_pool2d(x, window, stride=stride, padding=padding))
+        loss = ln.sum(ln.max_pool2d(x, window, stride=stride, padding=padding))
+        ln.forward(loss)
+        ln.backward(loss)
+        counts = np.array(x.grad)
+    np.testing.assert_allclose(got_max, _pool_reference(values, window, stride, padding,
+                                                        lambda w: np.nanmax(w, axis=(2, 3))), rtol=1e-12)
+    kh, kw = window
+    np.testing.assert_allclose(got_avg, _pool_reference(values, window, stride, padding,
+                                                        lambda w: np.nansum(w, axis=(2, 3)) / (kh * kw)), rtol=1e-12)
+    # each element's gradient counts the overlapping windows whose max it is
+    assert counts.sum() == got_max.size and set(np.unique(counts)) <= set(range(kh * kw + 1))
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: ln.max_pool2d(ln.Input(np.zeros((1, 1, 4, 4))), 0), r"max_pool2d: window 0 must be a whole number >= 1"),
+    (lambda: ln.max_pool2d(ln.Input(np.zeros((1, 1, 4, 4))), 2, stride=0), r"stride 0 must be a whole number >= 1"),
+    (lambda: ln.avg_pool2d(ln.Input(np.zeros((1, 1, 4, 4))), 2, padding=-1), r"padding -1 must be a whole number >= 0"),
+    (lambda: ln.avg_pool2d(ln.Input(np.zeros((1, 1, 4, 4))), 2, padding=2), r"padding 2 must be at most half the window"),
+    (lambda: ln.max_pool2d(ln.Input(np.zeros((1, 1, 4, 4))), (2, 2, 2)), r"window \(2, 2, 2\) must be a whole number >= 1 or a pair"),
+    (lambda: ln.max_pool2d(ln.Input(np.zeros((1, 1, 4, 4))), 1.5), r"window 1.5 must be a whole number or a pair of them"),
+    (lambda: ln.max_pool2d(ln.Input(np.zeros((1, 1, 2, 4))), 2, padding=(1, 0)) and
+     ln.max_pool2d(ln.Input(np.zeros((1, 1, 1, 4))), (4, 1), padding=(1, 0)), r"a 4x1 window does not fit a 3x4 image \(padding included\)"),
+])
+def test_pool_settings_are_checked(build, message):
+    with pytest.raises(ln.errors.LoopnetError, match=message):
+        build()

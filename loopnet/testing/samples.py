@@ -123,11 +123,17 @@ def distinct_images(draw, dtype=np.float64, max_side=5):
 
 
 def _pool(op):
+    """The lectures' k x k windows side by side, or a window of any shape with its own
+    stride (overlapping windows too) and padding up to half the window."""
     @st.composite
     def sample(draw, dtype=np.float64):
         x = ln.Parameter(draw(distinct_images(dtype)), name="x")
-        k = draw(sizes(1, min(x.shape[2], x.shape[3], 3)))
-        return op(x, k)
+        if draw(st.booleans()):
+            return op(x, draw(sizes(1, min(x.shape[2], x.shape[3], 3))))
+        kh, kw = draw(sizes(1, 3)), draw(sizes(1, 3))
+        ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
+        assume(kh <= x.shape[2] + 2 * ph and kw <= x.shape[3] + 2 * pw)
+        return op(x, (kh, kw), stride=(draw(sizes(1, 3)), draw(sizes(1, 3))), padding=(ph, pw))
     return sample
 
 
