@@ -17,6 +17,7 @@ from loopnet.ops.affine import affine
 from loopnet.ops.arithmetic import add, div, maximum, mul, sub
 from loopnet.ops.bmm import bmm
 from loopnet.ops.conv import conv2d
+from loopnet.ops.conv1d import conv1d
 from loopnet.ops.cross_entropy import softmax_cross_entropy
 from loopnet.ops.dropout import dropout
 from loopnet.ops.embedding import embedding

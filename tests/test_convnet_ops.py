@@ -144,3 +144,36 @@ def test_pools_with_strides_and_padding_match_a_numpy_reference(backend, window,
 def test_pool_settings_are_checked(build, message):
     with pytest.raises(ln.errors.LoopnetError, match=message):
         build()
+
+
+@pytest.mark.parametrize("backend", ["python", "numba", "cuda"])
+def test_conv1d_is_conv2d_over_one_row(backend):
+    rng = np.random.default_rng(4)
+    values, weights, bias = rng.normal(size=(2, 3, 7)), rng.normal(size=(4, 3, 3)), rng.normal(size=4)
+    upstream = rng.normal(size=(2, 4, 5))
+    got, want = {}, {}
+    with ln.use(backend):
+        for store, build, shape in ((got, ln.conv1d, lambda a: a), (want, ln.conv2d, lambda a: a[:, :, None, :])):
+            x, W, b = (ln.Parameter(shape(values), name="x"), ln.Parameter(shape(weights), name="W"),
+                       ln.Parameter(bias, name="b"))
+            out = build(x, W, b)
+            store["value"] = np.array(ln.forward(out)).reshape(2, 4, 5)
+            ln.backward(out, grad=shape(upstream))
+            store.update(x=x.grad.reshape(values.shape), W=W.grad.reshape(weights.shape), b=np.array(b.grad))
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: ln.conv1d(P((2, 3)), P((1, 3, 1)), P((1,))), r"conv1d: needs x \(N, C, L\), W \(C', C, k\) and b \(C',\)"),
+    (lambda: ln.conv1d(P((1, 2, 5)), P((1, 3, 2)), P((1,))), r"x has 2 channels but W expects 3"),
+    (lambda: ln.conv1d(P((1, 2, 5)), P((1, 2, 2)), P((2,))), r"b has 2 entries but W makes 1 channels"),
+    (lambda: ln.conv1d(P((1, 2, 3)), P((1, 2, 4)), P((1,))), r"a kernel of 4 does not fit a sequence of 3"),
+])
+def test_conv1d_shape_errors(build, message):
+    with pytest.raises(ShapeError, match=message):
+        build()
+
+
+def P(shape):
+    return ln.Parameter(np.zeros(shape))

@@ -113,6 +113,14 @@ def _conv2d(draw, dtype=np.float64):
 
 
 @st.composite
+def _conv1d(draw, dtype=np.float64):
+    n, c, co, length = draw(sizes(1, 2)), draw(sizes(1, 2)), draw(sizes(1, 2)), draw(sizes(1, 6))
+    k = draw(sizes(1, length))
+    return ln.conv1d(_param(draw, (n, c, length), dtype, "x"), _param(draw, (co, c, k), dtype, "W"),
+                     _param(draw, (co,), dtype, "b"))
+
+
+@st.composite
 def distinct_images(draw, dtype=np.float64, max_side=5):
     """(N, C, H, W) arrays whose elements all differ by >= 0.1: max pooling has no ties,
     so a finite-difference step never changes which element is the max."""
@@ -286,6 +294,7 @@ SAMPLES = {
     "logistic_loss": _signed_loss(ln.logistic_loss),
     "hinge_loss": _signed_loss(ln.hinge_loss, avoid=(-1.0, 1.0)),  # y s = 1 is the kink
     "conv2d": _conv2d,
+    "conv1d": _conv1d,
     "max_pool2d": _pool(ln.max_pool2d),
     "avg_pool2d": _pool(ln.avg_pool2d),
     "im2col": _im2col,
