@@ -29,6 +29,7 @@ from loopnet.ops.matmul import matmul
 from loopnet.ops.maxout import maxout
 from loopnet.ops.pointwise import abs, exp, log, negate, square
 from loopnet.ops.powers import pow, reciprocal, sqrt
+from loopnet.ops.pad import pad2d
 from loopnet.ops.pool import avg_pool2d, max_pool2d
 from loopnet.ops.reductions import logsumexp, max, mean, sum
 from loopnet.ops.reshape import flatten, reshape

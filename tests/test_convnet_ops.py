@@ -177,3 +177,49 @@ def test_conv1d_shape_errors(build, message):
 
 def P(shape):
     return ln.Parameter(np.zeros(shape))
+
+
+def test_deck_001s_padded_example_gives_114_first():
+    # deck 001, 'Convolutional Neural Networks': a 5x5 image padded by one, the 3x3 kernel
+    # below; the first output is 5 * 60 - 113 - 73 = 114 (the padding adds nothing)
+    image = np.array([[60, 113, 56, 139, 85], [73, 121, 54, 84, 128], [131, 99, 70, 129, 127],
+                      [80, 57, 115, 69, 134], [104, 126, 123, 95, 130]], dtype=np.float64)
+    kernel = np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], dtype=np.float64)
+    x = ln.Input(image[None, None], name="image")
+    out = ln.conv2d(x, ln.Parameter(kernel[None, None], name="kernel"), ln.Parameter(np.zeros(1), name="b"), padding=1)
+    values = ln.forward(out)
+    assert values.shape == (1, 1, 5, 5) and values[0, 0, 0, 0] == 114
+    assert out.inputs[0].op_name == "pad2d"
+
+
+@pytest.mark.parametrize("backend", ["python", "numba", "cuda"])
+def test_padded_conv2d_matches_a_numpy_reference(backend):
+    rng = np.random.default_rng(5)
+    values, weights = rng.normal(size=(2, 2, 4, 5)), rng.normal(size=(3, 2, 3, 2))
+    padded = np.pad(values, ((0, 0), (0, 0), (1, 1), (2, 2)))
+    expected = np.einsum("nchwij,ocij->nohw", np.lib.stride_tricks.sliding_window_view(padded, (3, 2), axis=(2, 3)), weights)
+    with ln.use(backend):
+        x = ln.Parameter(values, name="x")
+        out = ln.conv2d(x, ln.Parameter(weights, name="W"), ln.Parameter(np.zeros(3), name="b"), padding=(1, 2))
+        got = ln.forward(out)
+        loss = ln.sum(out)
+        ln.forward(loss)
+        ln.backward(loss)
+        grad = np.array(x.grad)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    # every input element's gradient: the sum of the weights that touched it (none from the border)
+    ones, full = np.ones_like(expected), np.zeros_like(padded)
+    for i in range(3):
+        for j in range(2):
+            full[:, :, i:i + 4, j:j + 8] += np.einsum("nohw,oc->nchw", ones, weights[:, :, i, j])
+    np.testing.assert_allclose(grad, full[:, :, 1:-1, 2:-2], rtol=1e-12)
+
+
+def test_pad2d_settings_are_checked():
+    x = ln.Input(np.zeros((1, 1, 2, 2)))
+    with pytest.raises(ln.errors.SettingError, match=r"pad2d: padding -1 must be a whole number >= 0"):
+        ln.pad2d(x, -1)
+    with pytest.raises(ln.errors.SettingError, match=r"pad2d: padding 0.5 must be a whole number or a pair"):
+        ln.pad2d(x, 0.5)
+    with pytest.raises(ShapeError, match=r"pad2d: needs x \(N, C, H, W\)"):
+        ln.pad2d(ln.Input(np.zeros((2, 2))), 1)

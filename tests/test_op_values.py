@@ -239,3 +239,22 @@ def test_a_number_takes_the_other_operands_dtype_and_two_numbers_are_refused():
         x32 * [1.0, 2.0, 3.0]
     with pytest.raises(TypeError, match="sub: an operand must be a loopnet node or a number, got ndarray"):
         x32 - np.ones(3)
+
+
+def test_layout_ops_on_the_parallel_numba_driver():
+    """60,000 elements: the numba backend runs these flat loops with prange, whose unsigned
+    index once turned the digit arithmetic into floats (a compile error at this size only)."""
+    values = np.random.default_rng(2).normal(size=(30, 40, 50))
+    with ln.use("numba"):
+        x = ln.Parameter(values, name="x")
+        loss = ln.sum(ln.permute(x, (2, 0, 1)) * ln.Input(values.transpose(2, 0, 1)))
+        ln.forward(loss)
+        ln.backward(loss)
+        np.testing.assert_allclose(x.grad, values, rtol=1e-12)
+        row = ln.Parameter(values[0, 0], name="row")
+        spread = ln.broadcast_to(row, (30, 40, 50))
+        np.testing.assert_array_equal(ln.forward(spread), np.broadcast_to(values[0, 0], (30, 40, 50)))
+        total = ln.sum(spread)
+        ln.forward(total)
+        ln.backward(total)
+        np.testing.assert_allclose(row.grad, np.full(50, 1200.0))

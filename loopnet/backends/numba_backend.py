@@ -223,7 +223,10 @@ def _driver_source(body, rank, parallel):
     for depth, (i, g) in enumerate(zip(index, grid)):
         loop_range = "numba.prange" if depth == 0 and parallel else "range"
         lines.append("    " * (depth + 1) + f"for {i} in {loop_range}({g}):")
-    lines.append("    " * (rank + 1) + f"body({', '.join(index + arrays)})")
+    # prange's index is unsigned, and unsigned with signed arithmetic gives float64 in Numba
+    # (an index like `i % sizes[a]` would become a float): hand the body a signed one
+    signed = [f"numba.int64({index[0]})" if parallel else index[0], *index[1:]] if rank else []
+    lines.append("    " * (rank + 1) + f"body({', '.join(signed + arrays)})")
     return "\n".join(lines) + "\n"
 
 

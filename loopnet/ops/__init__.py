@@ -11,7 +11,7 @@ loopnet/ops/affine.py, so a debugger finds its loops by name
 
 from loopnet.ops import (
     activations, affine, arithmetic, bmm, conv, conv1d, cross_entropy, dropout, embedding, im2col, layer_norm, layout, losses,
-    matmul, maxout, operators, pointwise, pool, powers, reductions, reshape, softmax,
+    matmul, maxout, operators, pad, pointwise, pool, powers, reductions, reshape, softmax,
 )
 
 OPS = {
@@ -25,7 +25,7 @@ OPS = {
         layout.transpose, layout.permute, layout.broadcast_to,
         losses.mse_loss, cross_entropy.softmax_cross_entropy, losses.binary_cross_entropy,
         losses.logistic_loss, losses.hinge_loss,
-        conv.conv2d, conv1d.conv1d, pool.max_pool2d, pool.avg_pool2d, im2col.im2col, dropout.dropout, bmm.bmm, maxout.maxout,
+        conv.conv2d, conv1d.conv1d, pad.pad2d, pool.max_pool2d, pool.avg_pool2d, im2col.im2col, dropout.dropout, bmm.bmm, maxout.maxout,
         embedding.embedding, layer_norm.layer_norm,
     )
 }

@@ -1,4 +1,7 @@
-"""conv2d(x, W, b): the slide's convolution, stride 1, no padding, over a minibatch.
+"""conv2d(x, W, b, padding=0): the slide's convolution, stride 1, over a minibatch.
+
+With padding > 0 the wrapper inserts pad2d(x, padding) (loopnet/ops/pad.py) and these loops
+run on the padded x: deck 001's CNN example pads its 5x5 image by one before a 3x3 kernel.
 
 x (N, C, H, Wd), W (C', C, kh, kw), b (C',) gives O (N, C', H', W'), H' = H - kh + 1,
 W' = Wd - kw + 1:
@@ -26,6 +29,7 @@ Accuracy: the gradients' sums over the minibatch and every position accumulate i
 from loopnet import scalar
 from loopnet.loops import loop
 from loopnet.op import Op
+from loopnet.ops.pad import pad2d
 from loopnet.schedule import contraction
 
 
@@ -102,6 +106,9 @@ class Conv2d(Op):
             loop(conv2d_grad_x, x.shape[:2], W.value, out.grad, x.grad)
 
 
-def conv2d(x, W, b, name=None):
-    """2-D convolution (cross-correlation, as the slide and PyTorch), stride 1, no padding."""
+def conv2d(x, W, b, padding=0, name=None):
+    """2-D convolution (cross-correlation, as the slide and PyTorch), stride 1; `padding`
+    (an int or a pair) puts a pad2d node of zeros around x first."""
+    if padding != 0:
+        x = pad2d(x, padding)
     return Conv2d().apply((x, W, b), name)

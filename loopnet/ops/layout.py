@@ -57,7 +57,8 @@ def transpose_grad_x(j, i, dy, dx):
 
 
 def permute_forward(i, x, y, sizes, steps):
-    rest, at = i, 0
+    at = 0
+    rest = i
     for a in range(sizes.shape[0] - 1, -1, -1):  # y's axes, last first: i's digits
         at += (rest % sizes[a]) * steps[a]  # steps[a]: x's step along the axis y's axis a reads
         rest //= sizes[a]
@@ -65,7 +66,8 @@ def permute_forward(i, x, y, sizes, steps):
 
 
 def permute_grad_x(j, dy, dx, sizes, steps):
-    rest, at = j, 0
+    at = 0
+    rest = j
     for a in range(sizes.shape[0] - 1, -1, -1):  # x's axes, last first: j's digits
         at += (rest % sizes[a]) * steps[a]  # dy's step along the axis that x's axis a became
         rest //= sizes[a]
@@ -73,7 +75,8 @@ def permute_grad_x(j, dy, dx, sizes, steps):
 
 
 def broadcast_to_forward(i, x, y, sizes, steps):
-    rest, at = i, 0
+    at = 0
+    rest = i
     for a in range(sizes.shape[0] - 1, -1, -1):  # y's axes, last first
         at += (rest % sizes[a]) * steps[a]  # steps[a] = 0 on a broadcast axis
         rest //= sizes[a]
@@ -81,7 +84,8 @@ def broadcast_to_forward(i, x, y, sizes, steps):
 
 
 def broadcast_to_grad_x(j, dy, dx, sizes, steps, copy_sizes, copy_steps):
-    rest, first = j, 0
+    first = 0
+    rest = j
     for a in range(sizes.shape[0] - 1, -1, -1):  # where x's element j sits in dy (first copy)
         first += (rest % sizes[a]) * steps[a]
         rest //= sizes[a]
@@ -90,7 +94,8 @@ def broadcast_to_grad_x(j, dy, dx, sizes, steps, copy_sizes, copy_steps):
         copies *= copy_sizes[a]
     acc = scalar.zero64()
     for c in range(copies):  # every copy: c's digits along the broadcast axes
-        rest, at = c, first
+        at = first
+        rest = c
         for a in range(copy_sizes.shape[0] - 1, -1, -1):
             at += (rest % copy_sizes[a]) * copy_steps[a]
             rest //= copy_sizes[a]

@@ -75,7 +75,7 @@ def avg_pool2d_grad_x(n, c, h, w, dO, dX, kh, kw, sh, sw, ph, pw):
     dX[n, c, h, w] += acc / (kh * kw)
 
 
-def _pair(value, what, op_name, smallest):
+def int_pair(value, what, op_name, smallest):
     """An int or a pair of ints, as a pair; each at least `smallest`."""
     pair = value if isinstance(value, (tuple, list)) else (value, value)
     try:
@@ -92,9 +92,9 @@ class _Pool2d(Op):
     forward_body = grad_x_body = None
 
     def __init__(self, k, stride, padding):
-        self.window = _pair(k, "window", self.name, 1)
-        self.stride = self.window if stride is None else _pair(stride, "stride", self.name, 1)
-        self.padding = _pair(padding, "padding", self.name, 0)
+        self.window = int_pair(k, "window", self.name, 1)
+        self.stride = self.window if stride is None else int_pair(stride, "stride", self.name, 1)
+        self.padding = int_pair(padding, "padding", self.name, 0)
         if any(2 * pad > side for pad, side in zip(self.padding, self.window)):
             raise SettingError(f"{self.name}: padding {padding!r} must be at most half the window "
                                f"{self.window} (as PyTorch): a window of padding alone has no value")

@@ -108,8 +108,9 @@ def _conv2d(draw, dtype=np.float64):
     n, c, co = draw(sizes(1, 2)), draw(sizes(1, 2)), draw(sizes(1, 2))
     h, w = draw(sizes(1, 5)), draw(sizes(1, 5))
     kh, kw = draw(sizes(1, h)), draw(sizes(1, w))
+    padding = draw(st.sampled_from([0, 0, 1, (1, 0), (0, 2)]))
     return ln.conv2d(_param(draw, (n, c, h, w), dtype, "x"), _param(draw, (co, c, kh, kw), dtype, "W"),
-                     _param(draw, (co,), dtype, "b"))
+                     _param(draw, (co,), dtype, "b"), padding=padding)
 
 
 @st.composite
@@ -118,6 +119,12 @@ def _conv1d(draw, dtype=np.float64):
     k = draw(sizes(1, length))
     return ln.conv1d(_param(draw, (n, c, length), dtype, "x"), _param(draw, (co, c, k), dtype, "W"),
                      _param(draw, (co,), dtype, "b"))
+
+
+@st.composite
+def _pad2d(draw, dtype=np.float64):
+    shape = (draw(sizes(1, 2)), draw(sizes(1, 2)), draw(sizes(1, 4)), draw(sizes(1, 4)))
+    return ln.pad2d(_param(draw, shape, dtype, "x"), (draw(st.integers(0, 2)), draw(st.integers(0, 2))))
 
 
 @st.composite
@@ -295,6 +302,7 @@ SAMPLES = {
     "hinge_loss": _signed_loss(ln.hinge_loss, avoid=(-1.0, 1.0)),  # y s = 1 is the kink
     "conv2d": _conv2d,
     "conv1d": _conv1d,
+    "pad2d": _pad2d,
     "max_pool2d": _pool(ln.max_pool2d),
     "avg_pool2d": _pool(ln.avg_pool2d),
     "im2col": _im2col,
