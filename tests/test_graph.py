@@ -198,8 +198,8 @@ def test_check_finite_in_backward_names_where_the_grad_went_bad():
 def test_ops_reject_arrays_and_wrong_arity():
     with pytest.raises(TypeError, match="wrap arrays in Input"):
         ln.relu(np.ones(3))
-    with pytest.raises(TypeError, match="must be a loopnet node"):
-        ln.add(ln.Parameter(1.0), 2.0)
+    with pytest.raises(TypeError, match="add: an operand must be a loopnet node or a number, got ndarray; wrap arrays in Input"):
+        ln.add(ln.Parameter(1.0), np.ones(1))  # a number would be a constant; an array must be wrapped
     with pytest.raises(DTypeError, match="pass its .value"):
         ln.Parameter(ln.Parameter(1.0))
 
