@@ -5,6 +5,8 @@
     mlp        the slide's Affine(width) -> ReLU -> Affine(classes), softmax cross-entropy
     convnet    conv(k x k, channels) -> ReLU -> max-pool 2 -> flatten -> Affine(classes)
                (k = 3 for 8x8 digits, 5 for 28x28 MNIST: LeNet's first stage)
+    (mlp and convnet with batch_norm=True: a batch_norm node between the first layer and its
+    ReLU, where Ioffe and Szegedy's paper puts it; deck 004 only names Batch-Normalization)
     attention  the lecture's rough transformer step: X = token embedding + position vector,
                weights = softmax(X q), context = weights X, then Affine(classes)
 
@@ -42,6 +44,7 @@ class Model:
     prediction: str  # "argmax", "threshold" (p > 0.5) or "sign" (s > 0)
     dropouts: list = field(default_factory=list)
     positions: object = None  # the attention model's position-id Input, one row per example
+    norms: list = field(default_factory=list)  # batch_norm nodes, whose ops hold running statistics
 
     def set_batch(self, x, y=None):
         self.x.value = np.asarray(x, dtype=self.x.dtype).reshape((len(x),) + self.config["x_shape"])
@@ -57,7 +60,9 @@ class Model:
                 self.labels.value = (2 * y - 1).astype(self.x.dtype).reshape(-1, 1)
 
     def set_training(self, training):
-        for op in self.dropouts:
+        """Training mode (dropout drops, batch_norm uses and updates batch statistics) or
+        evaluation mode (dropout is the identity, batch_norm uses its running statistics)."""
+        for op in self.dropouts + [node.op for node in self.norms]:
             op.training = training
 
     def predict(self, x, batch_size=512):
@@ -79,6 +84,24 @@ class Model:
     def parameter_arrays(self):
         return {p.name: np.array(p.value) for p in self.params}
 
+    def buffer_arrays(self):
+        """What the model learns besides its parameters: each batch_norm's running
+        statistics, named `<node>.running_mean` and `<node>.running_var`."""
+        return {f"{node.name}.{kind}": getattr(node.op, kind) for node in self.norms
+                for kind in ("running_mean", "running_var")}
+
+    def state_arrays(self):
+        """Parameters and buffers: everything a checkpoint must hold to predict again."""
+        return {**self.parameter_arrays(), **self.buffer_arrays()}
+
+    def load_arrays(self, arrays):
+        """Set parameters and buffers from `state_arrays()`'s names."""
+        for p in self.params:
+            p.value = arrays[p.name]
+        for node in self.norms:
+            for kind in ("running_mean", "running_var"):
+                setattr(node.op, kind, arrays[f"{node.name}.{kind}"])
+
 
 # ---------------------------------------------------------------------------------------
 # The builders: each takes a _Context and returns its model's _Parts. They run inside
@@ -98,6 +121,7 @@ class _Context:
     dtype: np.dtype
     seed: int
     vocab: int
+    batch_norm: bool
     rng: np.random.Generator
 
     @property
@@ -125,6 +149,19 @@ class _Context:
         dropouts.append(dropped.op)
         return dropped
 
+    def maybe_batch_norm(self, node, params, norms, label):
+        """`node` through batch_norm over its channels (axis 1) if the model was asked for
+        it; gamma (ones) and beta (zeros) join `params`, the node joins `norms`."""
+        if not self.batch_norm:
+            return node
+        C = node.shape[1]
+        gamma = ln.Parameter(np.ones(C, self.dtype), name=f"gamma_{label}")
+        beta = ln.Parameter(np.zeros(C, self.dtype), name=f"beta_{label}")
+        params += [gamma, beta]
+        normalised = ln.batch_norm(node, gamma, beta, name=f"{label}_normalised")
+        norms.append(normalised)
+        return normalised
+
 
 @dataclass
 class _Parts:
@@ -138,6 +175,7 @@ class _Parts:
     x_shape: tuple
     dropouts: list = field(default_factory=list)
     positions: object = None
+    norms: list = field(default_factory=list)
 
 
 def _require_two_classes(ctx):
@@ -176,14 +214,15 @@ def _softmax_head(features, W, b):
 
 
 def _build_mlp(ctx):
-    hidden, dropouts = ctx.width, []
+    hidden, dropouts, norms = ctx.width, [], []
     x = ctx.flat_input()
     W1, b1 = ctx.weight((ctx.features, hidden), "W1"), ctx.bias(hidden, "b1")
     W2, b2 = ctx.weight((hidden, ctx.classes), "W2"), ctx.bias(ctx.classes, "b2")
-    h = ln.relu(ln.affine(x, W1, b1, name="hidden_in"), name="hidden")
-    h = ctx.maybe_dropout(h, dropouts)
+    params = [W1, b1, W2, b2]
+    h = ctx.maybe_batch_norm(ln.affine(x, W1, b1, name="hidden_in"), params, norms, "hidden_in")
+    h = ctx.maybe_dropout(ln.relu(h, name="hidden"), dropouts)
     output, labels, loss = _softmax_head(h, W2, b2)
-    return _Parts(x, labels, [W1, b1, W2, b2], output, loss, "argmax", (ctx.features,), dropouts)
+    return _Parts(x, labels, params, output, loss, "argmax", (ctx.features,), dropouts, norms=norms)
 
 
 def _build_convnet(ctx):
@@ -193,14 +232,16 @@ def _build_convnet(ctx):
     k = 3 if min(H, Wd) < 16 else 5
     if min(H, Wd) < k + 1:
         raise ModelError(f"convnet needs images of at least {k + 1}x{k + 1}, got {H}x{Wd}")
-    dropouts = []
+    dropouts, norms = [], []
     x = ln.Input(np.zeros((1, 1, H, Wd), ctx.dtype), name="x")
     K, bK = ctx.weight((ctx.channels, 1, k, k), "K"), ctx.bias(ctx.channels, "bK")
-    pooled = ln.max_pool2d(ln.relu(ln.conv2d(x, K, bK, name="conv"), name="feature_maps"), 2, name="pooled")
+    params = [K, bK]
+    conv = ctx.maybe_batch_norm(ln.conv2d(x, K, bK, name="conv"), params, norms, "conv")
+    pooled = ln.max_pool2d(ln.relu(conv, name="feature_maps"), 2, name="pooled")
     flat = ctx.maybe_dropout(ln.flatten(pooled, name="features"), dropouts)
     W, b = ctx.weight((flat.shape[1], ctx.classes), "W"), ctx.bias(ctx.classes, "b")
     output, labels, loss = _softmax_head(flat, W, b)
-    return _Parts(x, labels, [K, bK, W, b], output, loss, "argmax", (1, H, Wd), dropouts)
+    return _Parts(x, labels, params + [W, b], output, loss, "argmax", (1, H, Wd), dropouts, norms=norms)
 
 
 def _build_attention(ctx):
@@ -237,7 +278,7 @@ class ModelSpec:
     batch_size: int
     lr_patience: int  # halve the lr after this many epochs without better val accuracy; 0: never
     width_help: str  # what --width means for it; "" where width is not used
-    uses: frozenset  # which model-shaping options apply: a subset of {"width", "channels", "dropout"}
+    uses: frozenset  # which model-shaping options apply: some of {"width", "channels", "dropout", "batch_norm"}
     width: int = None  # the width when none is asked for (None: the model has no width)
 
 
@@ -252,11 +293,11 @@ MODELS = {spec.name: spec for spec in (
               width_help="", uses=frozenset()),
     ModelSpec("mlp", "Affine(width) -> ReLU -> Affine(classes), softmax cross-entropy", _build_mlp,
               data="digits", backend="numba", epochs=30, lr=0.1, optimizer="momentum", batch_size=32,
-              lr_patience=3, width_help="hidden units (default 500)", uses=frozenset({"width", "dropout"}),
+              lr_patience=3, width_help="hidden units (default 500)", uses=frozenset({"width", "dropout", "batch_norm"}),
               width=500),
     ModelSpec("convnet", "conv -> ReLU -> max-pool 2 -> Affine(classes), softmax cross-entropy", _build_convnet,
               data="digits", backend="numba", epochs=20, lr=0.05, optimizer="momentum", batch_size=32,
-              lr_patience=3, width_help="", uses=frozenset({"channels", "dropout"})),
+              lr_patience=3, width_help="", uses=frozenset({"channels", "dropout", "batch_norm"})),
     ModelSpec("attention", "token + position embeddings, softmax(X q) attention, Affine(classes)",
               _build_attention, data="tokens", backend="numba", epochs=30, lr=0.01, optimizer="adam",
               batch_size=32, lr_patience=0, width_help="embedding size (default 8)", uses=frozenset({"width"}),
@@ -265,7 +306,7 @@ MODELS = {spec.name: spec for spec in (
 
 
 def build(name, input_shape, classes, width=None, channels=16, dropout=0.0, init_scheme="uniform",
-          dtype="float64", seed=0, vocab=8):
+          dtype="float64", seed=0, vocab=8, batch_norm=False):
     """Build model `name` (a key of MODELS) for examples of `input_shape` and `classes` classes."""
     if name not in MODELS:
         raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
@@ -276,11 +317,15 @@ def build(name, input_shape, classes, width=None, channels=16, dropout=0.0, init
         raise ModelError(f"{name}: the width must be at least 1, got {width}")
     rng = np.random.default_rng(seed)
     dtype = np.dtype(dtype)
+    if batch_norm and "batch_norm" not in MODELS[name].uses:
+        raise ModelError(f"{name} has no layer for batch_norm (it applies to: "
+                         f"{', '.join(n for n, s in MODELS.items() if 'batch_norm' in s.uses)})")
     config = dict(name=name, input_shape=list(input_shape), classes=classes, width=width, channels=channels,
-                  dropout=dropout, init=init_scheme, dtype=dtype.name, vocab=vocab)
-    ctx = _Context(name, input_shape, classes, width, channels, dropout, init_scheme, dtype, seed, vocab, rng)
+                  dropout=dropout, init=init_scheme, dtype=dtype.name, vocab=vocab, batch_norm=bool(batch_norm))
+    ctx = _Context(name, input_shape, classes, width, channels, dropout, init_scheme, dtype, seed, vocab,
+                   bool(batch_norm), rng)
     with ln.fresh_names():
         parts = MODELS[name].builder(ctx)
     config["x_shape"] = parts.x_shape
     return Model(name, config, parts.x, parts.labels, parts.params, parts.output, parts.loss, parts.prediction,
-                 parts.dropouts, parts.positions)
+                 parts.dropouts, parts.positions, parts.norms)

@@ -73,9 +73,14 @@ def confusion_matrix(truth, predicted, classes):
     return matrix
 
 
-def batches(n, batch_size, seed, epoch):
+def batches(n, batch_size, seed, epoch, smallest=1):
+    """The epoch's minibatches: a seeded shuffle cut into batch_size pieces. A last piece
+    smaller than `smallest` joins the one before (batch_norm needs two examples)."""
     order = np.random.default_rng([seed, epoch]).permutation(n)
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    pieces = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    if len(pieces) > 1 and len(pieces[-1]) < smallest:
+        pieces[-2:] = [np.concatenate(pieces[-2:])]
+    return pieces
 
 
 def train(model, data, config, state=None, optimizer=None, checkpoint=None, on_batch=None, on_epoch=None):
@@ -97,7 +102,7 @@ def train(model, data, config, state=None, optimizer=None, checkpoint=None, on_b
         optimizer.lr = state.lr
         model.set_training(True)
         losses = []
-        order = batches(len(train_x), config.batch_size, config.seed, epoch)
+        order = batches(len(train_x), config.batch_size, config.seed, epoch, smallest=2 if model.norms else 1)
         for i, index in enumerate(order):
             model.set_batch(train_x[index], train_y[index])
             losses.append(float(ln.forward(model.loss)))
@@ -112,7 +117,7 @@ def train(model, data, config, state=None, optimizer=None, checkpoint=None, on_b
         state.epoch = epoch
         if val_accuracy > state.best_accuracy:
             state.best_accuracy, state.best_epoch, state.stale_epochs = val_accuracy, epoch, 0
-            state.best_params = model.parameter_arrays()
+            state.best_params = model.state_arrays()
         else:
             state.stale_epochs += 1
             if config.lr_patience and state.stale_epochs % config.lr_patience == 0:
@@ -125,13 +130,8 @@ def train(model, data, config, state=None, optimizer=None, checkpoint=None, on_b
         if stop:
             break
     if state.best_params and (config.patience is not None):
-        restore(model, state.best_params)
+        model.load_arrays(state.best_params)
     return state
-
-
-def restore(model, arrays):
-    for p in model.params:
-        p.value = arrays[p.name]
 
 
 # ---------------------------------------------------------------------------------------
@@ -165,6 +165,7 @@ def save_checkpoint(path, model, config, state, optimizer):
     over it, so readers see the old file or the new, never half. An existing file keeps its
     permission bits; temporaries left by a killed run are removed first."""
     arrays = {f"param/{name}": value for name, value in model.parameter_arrays().items()}
+    arrays.update({f"buffer/{name}": value for name, value in model.buffer_arrays().items()})
     arrays.update({f"best/{name}": value for name, value in state.best_params.items()})
     opt_arrays, opt_meta = optimizer.state_dict()
     arrays.update({f"optim/{key}": value for key, value in opt_arrays.items()})
@@ -263,6 +264,7 @@ _SCHEMA = {
         "channels": _whole(1, 10**4), "dropout": _real(0, 0.999999), "init": lambda v: v in init.SCHEMES,
         "dtype": lambda v: v in ("float32", "float64"),
     },
+    "model?": {"batch_norm": lambda v: isinstance(v, bool)},  # optional: older checkpoints lack it
     "train": {
         "epochs": _whole(1), "lr": _real(0, low_open=True), "batch_size": _whole(1),
         "optimizer": lambda v: v in OPTIMIZERS, "momentum": _real(0, 0.999999), "weight_decay": _real(0),
@@ -280,6 +282,12 @@ _EXACT = ("state", "optimizer")  # rebuilt from these keys alone: an extra key i
 
 def _check_meta(meta, path):
     for part, fields in _SCHEMA.items():
+        if part.endswith("?"):
+            part = part[:-1]
+            for key, check in fields.items():
+                if key in meta[part] and not check(meta[part][key]):
+                    raise CheckpointError(f"{path} is not a usable checkpoint: {part}.{key} is {meta[part][key]!r}")
+            continue
         section = meta.get(part)
         if not isinstance(section, dict):
             raise CheckpointError(f"{path} is not a usable checkpoint: its {part!r} is {type(section).__name__}")
@@ -293,11 +301,19 @@ def _check_meta(meta, path):
             raise CheckpointError(f"{path} is not a usable checkpoint: {part} has unknown {sorted(extra)}")
 
 
-def _saved_width(config):
-    """The width a checkpoint's model has: checkpoints written before widths were resolved
-    at build time say None for the model's default."""
+# What makes two models the same model: a checkpoint of one cannot continue as the other.
+MODEL_KEYS = ("name", "input_shape", "classes", "width", "channels", "dropout", "init", "dtype", "batch_norm")
+
+
+def saved_setting(config, key):
+    """A model setting of a checkpoint's config. Older checkpoints say None for the model's
+    default width (widths were resolved at build time later) and lack batch_norm."""
+    if key == "batch_norm":
+        return config.get("batch_norm", False)
     width = config.get("width")
-    return models.MODELS[config["name"]].width if width is None and config.get("name") in models.MODELS else width
+    if key == "width" and width is None and config.get("name") in models.MODELS:
+        return models.MODELS[config["name"]].width
+    return config.get(key)
 
 
 def model_from_checkpoint(meta, arrays, expected=None):
@@ -305,28 +321,29 @@ def model_from_checkpoint(meta, arrays, expected=None):
     config), refuse a checkpoint of another model or shape, naming the difference."""
     config = meta["model"]
     if expected is not None:  # (a None in `expected` asks for nothing in particular)
-        keys = ("name", "input_shape", "classes", "width", "channels", "dropout", "init", "dtype")
-        differences = [f"{k} {_saved_width(config) if k == 'width' else config.get(k)!r} vs {expected.get(k)!r}"
-                       for k in keys if expected.get(k) is not None
-                       and (_saved_width(config) if k == "width" else config.get(k)) != expected.get(k)]
+        differences = [f"{k} {saved_setting(config, k)!r} vs {expected.get(k)!r}" for k in MODEL_KEYS
+                       if expected.get(k) is not None and saved_setting(config, k) != expected.get(k)]
         if differences:
             raise CheckpointError(f"the checkpoint is of another model: {'; '.join(differences)} (checkpoint vs asked)")
     model = models.build(config["name"], tuple(config["input_shape"]), config["classes"], width=config["width"],
                          channels=config["channels"], dropout=config["dropout"], init_scheme=config["init"],
-                         dtype=config["dtype"], vocab=config.get("vocab", 8))
-    for p in model.params:
-        key = f"param/{p.name}"
-        if key not in arrays or arrays[key].shape != p.shape:
-            raise CheckpointError(f"checkpoint parameter {p.name!r} is missing or has the wrong shape")
-        p.value = arrays[key]
+                         dtype=config["dtype"], vocab=config.get("vocab", 8), batch_norm=config.get("batch_norm", False))
+    saved = {}
+    for kind, wanted in (("param", model.parameter_arrays()), ("buffer", model.buffer_arrays())):
+        for name, array in wanted.items():
+            key = f"{kind}/{name}"
+            if key not in arrays or arrays[key].shape != array.shape:
+                raise CheckpointError(f"checkpoint {'parameter' if kind == 'param' else 'buffer'} {name!r} "
+                                      f"is missing or has the wrong shape")
+            saved[name] = arrays[key]
+    model.load_arrays(saved)
     return model
 
 
 def resume(path, model, config):
     """The State and optimizer saved in `path`, loaded into `model` (already built)."""
     meta, arrays = load_checkpoint(path)
-    model_from_checkpoint(meta, arrays, expected=model.config)  # validates shapes
-    restore(model, {p.name: arrays[f"param/{p.name}"] for p in model.params})
+    model.load_arrays(model_from_checkpoint(meta, arrays, expected=model.config).state_arrays())  # shapes checked
     saved = meta["state"]
     state = State(**saved, best_params={k[5:]: v for k, v in arrays.items() if k.startswith("best/")})
     optimizer = make_optimizer(config.optimizer, model.params, state.lr, config.momentum, config.weight_decay, config.clip)

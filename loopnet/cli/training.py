@@ -52,10 +52,10 @@ COUNT = click.IntRange(min=0)
 
 def _check_options_apply(spec, given, optimizer):
     """An option that does nothing for this model is a mistake to point out, not ignore."""
-    for option in ("width", "channels", "dropout"):
+    for option in ("width", "channels", "dropout", "batch_norm"):
         if given[option] is not None and option not in spec.uses:
             users = _models_using(option) or "no model"
-            fail(f"--{option} does not apply to {spec.name} (it shapes: {users})")
+            fail(f"--{option.replace('_', '-')} does not apply to {spec.name} (it shapes: {users})")
     if given["momentum"] is not None and optimizer != "momentum":
         fail(f"--momentum is mu of --optimizer momentum; {spec.name} is training with {optimizer}")
 
@@ -188,8 +188,8 @@ def _check_checkpoint_target(checkpoint, resume, net, overwrite):
         saved = training.load_checkpoint(checkpoint)[0]["model"]
     except training.CheckpointError as err:
         fail(f"--checkpoint {checkpoint} holds something else ({err}); choose another path, or add --overwrite")
-    keys = ("name", "input_shape", "classes", "width", "channels", "dropout", "init", "dtype")
-    differences = [f"{k} {saved.get(k)!r}" for k in keys if saved.get(k) != net.config.get(k)]
+    differences = [f"{k} {training.saved_setting(saved, k)!r}" for k in training.MODEL_KEYS
+                   if training.saved_setting(saved, k) != net.config.get(k)]
     if differences:
         fail(f"--checkpoint {checkpoint} holds another model's run ({', '.join(differences)}); "
              f"choose another path, or add --overwrite to replace it")
@@ -249,6 +249,9 @@ Models:
               help=f"Dropout probability before the last layer, in [0, 1) ({_models_using('dropout')}; default 0).")
 @click.option("--width", type=AT_LEAST_ONE, default=None, help="; ".join(f"{name}: {spec.width_help}" for name, spec in models.MODELS.items() if spec.width_help) + ".")
 @click.option("--channels", type=AT_LEAST_ONE, default=None, help=f"Convolution channels ({_models_using('channels')}; default 16).")
+@click.option("--batch-norm", is_flag=True, default=None,
+              help=f"Put batch_norm between the first layer and its ReLU ({_models_using('batch_norm')}); "
+                   f"evaluation uses its running statistics, which checkpoints keep.")
 @click.option("--init", "init_scheme", type=click.Choice(init.SCHEMES), default=None,
               help=f"Initialisation (default {init.SCHEMES[0]}: the slides' U[-1/sqrt(n), 1/sqrt(n)]).")
 @click.option("--patience", type=AT_LEAST_ONE, default=None, help="Stop after this many epochs without a better validation accuracy.")
@@ -264,10 +267,11 @@ Models:
 @click.option("--overwrite", is_flag=True,
               help="Let --checkpoint replace a file that is not a checkpoint of this model (it refuses otherwise).")
 def train(model, data, data_dir, epochs, lr, batch_size, optimizer, momentum, weight_decay, clip, dropout, width,
-          channels, init_scheme, patience, lr_patience, seed, backend, dtype, checkpoint, resume, plot, overwrite):
+          channels, batch_norm, init_scheme, patience, lr_patience, seed, backend, dtype, checkpoint, resume, plot, overwrite):
     spec = _spec(model)
     optimizer = optimizer or spec.optimizer
-    _check_options_apply(spec, dict(width=width, channels=channels, dropout=dropout, momentum=momentum), optimizer)
+    _check_options_apply(spec, dict(width=width, channels=channels, dropout=dropout, momentum=momentum,
+                                    batch_norm=batch_norm), optimizer)
     saved = _saved_run(resume, model, seed) if resume and os.path.isfile(resume) else None
     seed = saved["seed"] if saved else (seed or 0)
     checkpoint = checkpoint or resume  # a resumed run goes on saving where it came from
@@ -281,13 +285,14 @@ def train(model, data, data_dir, epochs, lr, batch_size, optimizer, momentum, we
     _check_before_work(checkpoint, resume, plot)
     select_backend(backend, spec.backend)
     dataset = _load_data(config.data, seed, data_dir)
-    asked = dict(width=width, channels=channels, dropout=dropout, init=init_scheme, dtype=dtype)
+    asked = dict(width=width, channels=channels, dropout=dropout, init=init_scheme, dtype=dtype, batch_norm=batch_norm)
     if resume:
         net, state, optimizer_state = _resume(resume, model, asked, dataset, config, checkpoint, lr)
     else:
         net = models.build(model, dataset.input_shape, dataset.classes, width=width,
                            channels=16 if channels is None else channels, dropout=dropout or 0.0,
-                           init_scheme=init_scheme or init.SCHEMES[0], dtype=dtype or DTYPES[0], seed=seed)
+                           init_scheme=init_scheme or init.SCHEMES[0], dtype=dtype or DTYPES[0], seed=seed,
+                           batch_norm=bool(batch_norm))
         state = optimizer_state = None
     _check_checkpoint_target(checkpoint, resume, net, overwrite)
     state = _train_epochs(net, dataset, config, state, optimizer_state, checkpoint)

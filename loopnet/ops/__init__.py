@@ -10,7 +10,7 @@ loopnet/ops/affine.py, so a debugger finds its loops by name
 """
 
 from loopnet.ops import (
-    activations, affine, arithmetic, bmm, conv, conv1d, cross_entropy, dropout, embedding, im2col, layer_norm, layout, losses,
+    activations, affine, arithmetic, batch_norm, bmm, conv, conv1d, cross_entropy, dropout, embedding, im2col, layer_norm, layout, losses,
     matmul, maxout, operators, pad, pointwise, pool, powers, reductions, reshape, softmax,
 )
 
@@ -26,6 +26,6 @@ OPS = {
         losses.mse_loss, cross_entropy.softmax_cross_entropy, losses.binary_cross_entropy,
         losses.logistic_loss, losses.hinge_loss,
         conv.conv2d, conv1d.conv1d, pad.pad2d, pool.max_pool2d, pool.avg_pool2d, im2col.im2col, dropout.dropout, bmm.bmm, maxout.maxout,
-        embedding.embedding, layer_norm.layer_norm,
+        embedding.embedding, layer_norm.layer_norm, batch_norm.batch_norm,
     )
 }

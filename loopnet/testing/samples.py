@@ -198,6 +198,21 @@ def _layer_norm(draw, dtype=np.float64):
 
 
 @st.composite
+def _batch_norm(draw, dtype=np.float64):
+    """(N, C), (N, C, L) or (N, C, H, W); in training mode (batch statistics, N * positions
+    >= 2), or in evaluation mode with drawn running statistics (variances away from 0)."""
+    shape = draw(shapes(2, 4, 1, 3).filter(lambda s: int(np.prod(s)) // s[1] >= 2))
+    C = shape[1]
+    out = ln.batch_norm(_param(draw, shape, dtype, "x"), _param(draw, (C,), dtype, "gamma"),
+                        _param(draw, (C,), dtype, "beta"))
+    if draw(st.booleans()):
+        out.op.training = False
+        out.op.running_mean = draw(arrays((C,), dtype))
+        out.op.running_var = draw(positive_arrays((C,), dtype))
+    return out
+
+
+@st.composite
 def _transpose(draw, dtype=np.float64):
     return ln.transpose(_param(draw, (draw(sizes()), draw(sizes())), dtype, "x"))
 
@@ -311,4 +326,5 @@ SAMPLES = {
     "maxout": _maxout,
     "embedding": _embedding,
     "layer_norm": _layer_norm,
+    "batch_norm": _batch_norm,
 }
