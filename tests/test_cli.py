@@ -143,6 +143,9 @@ def test_ops_lists_every_op_with_its_math_and_shows_one_in_full():
     listing = run("ops").stdout
     for name in ln.OPS:
         assert name in listing
+    lines = listing.splitlines()
+    assert len(lines) == len(ln.OPS)
+    assert all(line.rstrip().endswith((".", ")")) for line in lines), "each op's summary sentence whole"
     full = run("ops", "affine").stdout
     assert "dW[d,m] += sum_n X[n,d] * dY[n,m]" in full
     result = run("ops", "convolve")

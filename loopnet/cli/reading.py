@@ -125,7 +125,8 @@ def ops(names):
         return
     width = max(map(len, ln.OPS))
     for name, function in ln.OPS.items():
-        click.echo(f"{name:<{width}}  {function.__doc__.strip().splitlines()[0]}")
+        summary = " ".join(inspect.cleandoc(function.__doc__).split("\n\n")[0].split())  # the first paragraph
+        click.echo(f"{name:<{width}}  {summary}")
 
 
 @click.command()

@@ -195,6 +195,8 @@ def _host(array):
 
 
 def batch_norm(x, gamma, beta, eps=1e-5, momentum=0.1, name=None):
-    """Normalise each channel (axis 1) over the batch and positions, then scale by gamma and
-    shift by beta; batch statistics in training, running ones in evaluation (as PyTorch)."""
+    """Each channel (axis 1) normalised over the batch, times gamma plus beta, as PyTorch.
+
+    Training mode uses the batch's statistics and updates the running ones; evaluation
+    mode (`node.op.training = False`) uses the running ones."""
     return BatchNorm(eps, momentum).apply((x, gamma, beta), name)
