@@ -84,7 +84,8 @@ def tokens(seed=0, n=800, length=6, vocab=8):
 
 
 def digits(seed=0):
-    """scikit-learn's 8x8 digits: pixels 0..16 scaled to [0, 1] (the slides' / 16)."""
+    """scikit-learn's 8x8 digits: pixels 0..16 scaled to [0, 1] by / 16 (deck 000's MNIST
+    slides divide 0..255 pixels by 255 for the same [0, 1]; mnist() does that)."""
     try:
         from sklearn.datasets import load_digits
     except ImportError:

@@ -1,6 +1,7 @@
 """Seeing the chain rule: explain one gradient element, and build Jacobians from backprop.
 
-explain(node, index) answers "where does W1.grad[0,1] come from?" with the slide's terms,
+explain(node, index) answers "where does W1.grad[0,1] come from?" with the terms of deck 003
+('Scalar vs. Matrix Operations': a back-propagated gradient times a local gradient),
 
     W1.grad[0,1] = sum over each op that reads W1, over each output element u it made
                    whose gradient its backward loops added into W1.grad[0,1]:

@@ -7,8 +7,10 @@
                (k = 3 for 8x8 digits, 5 for 28x28 MNIST: LeNet's first stage)
     (mlp and convnet with batch_norm=True: a batch_norm node between the first layer and its
     ReLU, where Ioffe and Szegedy's paper puts it; deck 004 only names Batch-Normalization)
-    attention  the lecture's rough transformer step: X = token embedding + position vector,
-               weights = softmax(X q), context = weights X, then Affine(classes)
+    attention  deck 001's weighted average (1/T) sum_i alpha_i (v_i + p_i), its score alpha
+               left open there: X = token embedding + position vector, weights =
+               softmax(X q) with a learned q, context = weights X (no 1/T: the softmax
+               weights already sum to 1), then Affine(classes)
 
 MODELS is the one registry of these models, the one the CLI reads: for each a ModelSpec
 with its builder, its default data set and the training defaults that train it well.

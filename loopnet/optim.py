@@ -1,4 +1,5 @@
-"""Optimizers from the lectures, each update a loop over a parameter's elements.
+"""Optimizers, each update a loop over a parameter's elements: SGD and momentum as deck 004
+shows them (momentum corrected, below), RMSProp and Adam, which deck 004 only names.
 
 With g = the gradient of the minibatch's mean loss (already averaged over the batch),
 and L2 weight decay lambda adding lambda * w to g (the gradient of lambda/2 ||w||^2):

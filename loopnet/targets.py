@@ -133,10 +133,11 @@ def rnn():
 
 
 def attention():
-    """A rough transformer step: attention over token + position vectors, a classifier.
+    """Attention over token + position vectors, then a classifier (one sequence of 4 tokens).
 
-    The attention-weighted average of token embeddings plus position vectors, then a
-    classifier, for one sequence of 4 tokens."""
+    Deck 001 averages word vectors plus position vectors, (1/T) sum_i alpha_i (v_i + p_i),
+    with alpha_i a "dynamic score" it does not specify. Here alpha = softmax(X q) for a
+    learned q, and there is no 1/T, since the softmax weights already sum to 1."""
     rng = np.random.default_rng(0)
     ids = ln.Input(np.array([[2, 0, 3, 1]]), name="tokens")
     positions = ln.Input(np.array([[0, 1, 2, 3]]), name="positions")

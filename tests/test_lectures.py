@@ -1,4 +1,5 @@
-"""The lectures' worked examples, with the numbers they give."""
+"""The lectures' worked examples: XOR's numbers are deck 001's own; the other examples are
+the slides' constructions with numbers of loopnet's choosing."""
 
 import numpy as np
 

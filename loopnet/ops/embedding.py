@@ -5,7 +5,8 @@ ids (an Input of integers in [0, V)) and E (V, D) give out of shape ids.shape + 
     forward    for p,d:  out[p,d] = E[ids[p], d]                 (p runs over ids, flattened)
     backward   for v,d:  dE[v,d] += sum_p [ids[p] == v] dout[p,d]
 
-The slide writes the backward as a scatter, `for p,d: dE[ids[p],d] += dout[p,d]`, which
+The direct way to write the backward is a scatter, `for p,d: dE[ids[p],d] += dout[p,d]`
+(no deck shows an embedding's backward; deck 001 only introduces embeddings), which
 races when an id repeats (two positions add into one row at once). Here it is a gather:
 each row v of dE sums the positions that used it, so every grid point owns its writes and
 the loop is correct on every backend, repeated ids included, with no atomics.
