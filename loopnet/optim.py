@@ -2,7 +2,8 @@
 shows them (momentum corrected, below), RMSProp and Adam, which deck 004 only names.
 
 With g = the gradient of the minibatch's mean loss (already averaged over the batch),
-and L2 weight decay lambda adding lambda * w to g (the gradient of lambda/2 ||w||^2):
+and L2 weight decay lambda adding lambda * w to g (the gradient of lambda/2 ||w||^2; deck
+004's ridge penalty is lambda ||W||^2 with no 1/2, so its lambda is weight_decay / 2):
 
     SGD        w <- w - lr g
     momentum   v <- mu v - lr g ;  w <- w + v

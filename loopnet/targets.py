@@ -116,7 +116,8 @@ def mlp():
 
 
 def rnn():
-    """An RNN unrolled over 4 steps: h_t = tanh(x_t U + h_{t-1} V + b), shared U, V, b.
+    """An RNN unrolled over 4 steps: h_t = tanh(x_t U + h_{t-1} V + b), shared U, V, b
+    (deck 001 writes h_t = sigma(U x_t + V h_{t-1}): column vectors, no bias).
 
     Every step uses the same U and V, so their gradients add up over the time steps.
     """

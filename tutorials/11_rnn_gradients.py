@@ -1,10 +1,14 @@
 """Tutorial 11: an RNN unrolled in time, and why its gradients vanish or explode.
 
-h_t = tanh(x_t U + h_{t-1} V) with the same U and V at every step. Backprop through T
-steps multiplies by V^T (and tanh' <= 1) once per step: with V = Q diag(lambda) Q^T the
-gradient reaching step t scales like lambda^(T-t), the lecture's diag(lambda)^t argument.
-Below, V is `radius` times an orthogonal matrix, so every |lambda| = radius, and the
-inputs are small, so tanh stays near its linear part. Run: `python tutorials/11_rnn_gradients.py`.
+h_t = tanh(x_t U + h_{t-1} V) with the same U and V at every step (deck 001 writes
+h_t = sigma(U x_t + V h_{t-1}) with column vectors; rows here, as everywhere in loopnet).
+Backprop through T steps multiplies by V^T (and tanh' <= 1) once per step. Deck 001
+argues with a weight used t times, W = V diag(lambda) V^-1 (its V is the eigenvectors,
+not the RNN's V), whose gradients are scaled by diag(lambda)^t. Below, V is `radius` times
+an orthogonal matrix Q: its eigenvalues are complex, all of modulus radius, and since
+Q^T Q = I every step scales the gradient's norm by exactly radius (times tanh' <= 1), so
+the gradient reaching step t is radius^(T-t) times the last step's. The inputs are small,
+so tanh stays near its linear part. Run: `python tutorials/11_rnn_gradients.py`.
 """
 
 import numpy as np

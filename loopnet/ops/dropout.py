@@ -2,6 +2,12 @@
 1/(1-p) ("inverted" dropout), so the expected value is unchanged and evaluation needs no
 rescaling; in evaluation mode it is the identity.
 
+The decks differ: deck 004 ('More Regularization: Dropout') zeroes features with
+probability p in training and multiplies activations by p at test (as written; with p the
+drop probability the factor that keeps the expected value is 1 - p); deck 001 discards a
+random subset of weights (edges). Here units (elements of x) are dropped, and the
+survivors are scaled in training instead of the activations at test.
+
     training    for i:  y[i] = x[i] * mask[i] / (1 - p)      mask[i] = 1 with probability 1 - p
                 for i:  dx[i] += dy[i] * mask[i] / (1 - p)
     evaluation  for i:  y[i] = x[i]                           dx[i] += dy[i]
