@@ -23,6 +23,7 @@ from loopnet.ops.dropout import dropout
 from loopnet.ops.embedding import embedding
 from loopnet.ops.im2col import im2col
 from loopnet.ops.layer_norm import layer_norm
+from loopnet.ops.matvec import matvec
 from loopnet.ops.batch_norm import batch_norm
 from loopnet.ops.layout import broadcast_to, permute, transpose
 from loopnet.ops.losses import binary_cross_entropy, hinge_loss, logistic_loss, mse_loss

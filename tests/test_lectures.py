@@ -67,3 +67,27 @@ def test_logistic_and_mlp_targets_give_finite_losses_and_grads():
         for node in ln.topological_order(loss):
             if node.grad is not None:
                 assert np.all(np.isfinite(node.grad))
+
+
+def test_deck_003_matrix_vector_loops_are_matvec_verbatim():
+    """The README quotes deck 003's three statements; ops/matvec.py has each of them, with
+    `.` written `_`, and computes u = A x and its gradients."""
+    import inspect
+    import re
+
+    from loopnet.ops import matvec
+
+    readme = (__import__("pathlib").Path(__file__).parents[1] / "README.md").read_text()
+    block = readme.split("(deck 003, 'Scalar vs. Matrix Operations'):", 1)[1].strip().splitlines()[:3]
+    source = inspect.getsource(matvec)
+    for line in block:
+        statement = line.split("#")[0].replace("for i,j:", "")
+        code = " ".join(re.sub(r"(\w)\.(value|grad)", r"\1_\2", statement).replace(",", ", ").split())
+        assert code in source, code
+    A = ln.Parameter([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], name="A")
+    x = ln.Parameter([1.0, -1.0], name="x")
+    loss = ln.sum(ln.mul(ln.matvec(A, x), ln.Input([1.0, 10.0, 100.0])))
+    ln.forward(loss)
+    ln.backward(loss)
+    np.testing.assert_array_equal(A.grad, np.outer([1.0, 10.0, 100.0], [1.0, -1.0]))
+    np.testing.assert_array_equal(x.grad, [531.0, 642.0])

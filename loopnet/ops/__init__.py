@@ -11,13 +11,13 @@ loopnet/ops/affine.py, so a debugger finds its loops by name
 
 from loopnet.ops import (
     activations, affine, arithmetic, batch_norm, bmm, conv, conv1d, cross_entropy, dropout, embedding, im2col, layer_norm, layout, losses,
-    matmul, maxout, operators, pad, pointwise, pool, powers, reductions, reshape, softmax,
+    matmul, matvec, maxout, operators, pad, pointwise, pool, powers, reductions, reshape, softmax,
 )
 
 OPS = {
     op.__name__: op
     for op in (
-        arithmetic.add, arithmetic.sub, arithmetic.mul, arithmetic.div, arithmetic.maximum, matmul.matmul, affine.affine,
+        arithmetic.add, arithmetic.sub, arithmetic.mul, arithmetic.div, arithmetic.maximum, matmul.matmul, matvec.matvec, affine.affine,
         reductions.sum, reductions.mean, reductions.max, reductions.logsumexp, pointwise.square, pointwise.exp, pointwise.log, pointwise.abs, pointwise.negate,
         powers.pow, powers.sqrt, powers.reciprocal,
         activations.sigmoid, activations.tanh, activations.relu, activations.leaky_relu,

@@ -198,6 +198,12 @@ def _layer_norm(draw, dtype=np.float64):
 
 
 @st.composite
+def _matvec(draw, dtype=np.float64):
+    m, n = draw(sizes()), draw(sizes())
+    return ln.matvec(_param(draw, (m, n), dtype, "A"), _param(draw, (n,), dtype, "x"))
+
+
+@st.composite
 def _batch_norm(draw, dtype=np.float64):
     """(N, C), (N, C, L) or (N, C, H, W); in training mode (batch statistics, N * positions
     >= 2), or in evaluation mode with drawn running statistics (variances away from 0)."""
@@ -291,6 +297,7 @@ SAMPLES = {
     "reciprocal": _unary(ln.reciprocal, avoid=(0.0,), margin=0.5),
     "matmul": _matmul,
     "affine": _affine,
+    "matvec": _matvec,
     "sum": _axis_form(ln.sum),
     "mean": _axis_form(ln.mean),
     "max": _axis_form(ln.max, distinct=True),
