@@ -1,7 +1,11 @@
-"""bmm(A, B, transpose_b=False): the slide's higher-order tensor contraction.
+"""bmm(A, B, transpose_b=False): deck 003's higher-order tensor contraction.
 
-A (H, I, K) and B (H, K, J) give U (H, I, J), one matrix product per h; with
-transpose_b=True, B is (H, J, K), exactly the slide's loop:
+A (H, I, K) and B (H, K, J) give U (H, I, J), one matrix product per h, as torch.bmm.
+Deck 003 ('Scalar vs. Matrix Operations', its higher-order tensor example) writes
+`for h,i,j,k: U.value[h,i,j] += A.value[h,i,k] * B.value[h,j,k]`: B indexed [h,j,k], which
+is transpose_b=True here. Its backward loops write `U.grad +=`, `A.grad +=` and `B.grad +=`
+without the left-hand indices; they are [h,i,j], [h,i,k] and [h,j,k], as below. With
+transpose_b=True:
 
     forward    for h,i,j:  U[h,i,j]  = sum_k A[h,i,k] * B[h,j,k]
     backward   for h,i,k:  dA[h,i,k] += sum_j dU[h,i,j] * B[h,j,k]
