@@ -156,7 +156,7 @@ def test_every_registered_kernel_owns_its_writes(name):
     check()
 
 
-def scatter_grad(i, j, dY, dX):  # the slide's scatter form, run over the output grid
+def scatter_grad(i, j, dY, dX):  # scatter form (as deck 003 writes x.grad[j] +=), run over the output grid
     dX[j] += dY[i, j]
 
 
