@@ -345,7 +345,10 @@ class _Recorder:
 
 def jacobian(out, wrt):
     """The full Jacobian d out / d wrt, of shape out.shape + wrt.shape, from the backward
-    loops: one backward per element of `out`, with a one-hot upstream gradient."""
+    loops: one backward per element of `out`, with a one-hot upstream gradient.
+
+    Reshaped to a matrix it orders elements row-major, as deck 000's J_W(Wx) (x^T blocks on
+    the diagonal); deck 002's vec stacks columns (tutorial 03 shows both)."""
     order = topological_order(out)
     if not any(n is wrt for n in order):
         raise GraphError(f"{out.name!r} does not depend on {wrt.name!r}")
