@@ -30,7 +30,7 @@ assert np.allclose(ln.jacobian(u, xc).reshape(2, 3), W.value)
 print("J(Wx, W) =\n", ln.jacobian(u, W).reshape(2, 6))
 assert np.allclose(ln.jacobian(u, W).reshape(2, 6), np.kron(np.eye(2), xc.value.T))
 # deck 002's column-stacking vec: the same Jacobian with W's elements taken column by column
-by_columns = ln.jacobian(u, W).transpose(0, 2, 1).reshape(2, 6)
+by_columns = ln.jacobian(u, W)[:, 0].transpose(0, 2, 1).reshape(2, 6)
 assert np.allclose(by_columns, np.kron(xc.value.T, np.eye(2)))
 
 # The chain rule: f = exp(g), g = tanh(x): J(f, x) = J(f, g) J(g, x).
