@@ -74,3 +74,51 @@ def test_a_breakpoint_in_the_affine_backward_loop_stops_under_trace_mlp():
     out = pdb_session(["cli.py", "trace", "mlp"], [
         "!import loopnet.ops.affine", "b loopnet.ops.affine.affine_grad_W", "c", "p d, m", "q"])
     assert "affine.py" in out and "affine_grad_W()" in out and "\n(Pdb) (0, 0)\n" in out
+
+
+SLIDES_INDEX = open(os.path.join(ROOT, "docs", "slides.md")).read()
+STATUSES = ("reproduced", "partly", "not yet", "out of scope")
+
+
+def slide_rows():
+    """(deck, cells) for each row of docs/slides.md's per-deck tables."""
+    rows, deck = [], None
+    for line in SLIDES_INDEX.splitlines():
+        heading = re.match(r"## Deck (\d{3})", line)
+        if heading:
+            deck = heading.group(1)
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if deck and line.startswith("|") and len(cells) == 4 and not cells[0].startswith(("slide", "---")):
+            rows.append((deck, cells))
+    return rows
+
+
+def test_the_slides_index_names_only_files_tests_and_commands_that_exist():
+    from loopnet import models, targets
+
+    rows = slide_rows()
+    assert len(rows) > 100 and {deck for deck, _ in rows} == {"000", "001", "002", "003", "004"}
+    for deck, (slide, shows, where, status) in rows:
+        assert status.startswith(STATUSES), (deck, slide, status)
+        quoted = re.findall(r"`([^`]+)`", where)
+        for item in quoted:
+            path, _, test = item.partition("::")
+            if path.startswith(("loopnet/", "tests/", "tutorials/", "docs/", "benchmarks/")):
+                assert os.path.exists(os.path.join(ROOT, path)), (deck, slide, path)
+                if test:
+                    assert re.search(rf"^def {re.escape(test)}\(", open(os.path.join(ROOT, path)).read(), re.M), item
+            elif item.startswith("python cli.py "):
+                command, name = item.split()[2:4]
+                assert name in (targets.TARGETS if command == "trace" else models.MODELS if command == "train"
+                                else targets.TARGETS), item
+        if status.startswith("reproduced"):  # a test or a tutorial asserts it
+            assert any(q.startswith(("tests/", "tutorials/")) for q in quoted), (deck, slide)
+
+
+def test_the_slides_index_counts_are_its_rows():
+    rows = slide_rows()
+    for deck in ("000", "001", "002", "003", "004", "total"):
+        mine = [cells for d, cells in rows if deck in (d, "total")]
+        counted = [len(mine)] + [sum(cells[3].startswith(s) for cells in mine) for s in STATUSES]
+        line = re.search(rf"^\| {deck} \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|", SLIDES_INDEX, re.M)
+        assert line and [int(n) for n in line.groups()] == counted, (deck, counted)
