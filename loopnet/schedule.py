@@ -29,11 +29,15 @@ The form: an output, an optional addend, and one sum of products of two arrays,
     OUT[o1,o2,...] (= | +=) [INIT[...] +] sum_{k1,k2,...} A[e1,e2,...] * B[e1,e2,...]
 
 where OUT's indices are distinct names, INIT's are some of OUT's, and each index of A and
-B is a name or `name + name` / `name - name` (a convolution's shifted window). An index
-position outside its array's bounds reads as zero, which is how a convolution's gradient
-with respect to its input skips the window positions that fall off the edge:
+B is a name or `name + name` / `name - name` (a convolution's shifted window). A name may
+carry a scale, `h*sh + i`, and a whole index may be divided exactly, `(h-i)/sh`, where sh
+is a scalar argument of the body after its arrays (a stride). An index position outside
+its array's bounds, or a division with a remainder, reads as zero, which is how a
+convolution's gradient with respect to its input skips the window positions that fall off
+the edge or between the strides:
 
     dX[n,c,h,w] += sum_{co,i,j} dO[n,co,h-i,w-j] * W[co,c,i,j]
+    dX[n,c,h,w] += sum_{co,i,j} dO[n,co,(h-i)/sh,(w-j)/sw] * W[co,c,i,j]      (stride sh, sw)
 
 Read as a matrix product, OUT's indices that A and B both use are batch indices (one
 product per value), those only A uses are its rows, those only B uses its columns. The
@@ -60,7 +64,10 @@ class Contraction:
     out: str
     out_index: tuple  # names
     a: str
-    a_index: tuple  # expressions: tuples of (sign, name), e.g. (("+", "h"), ("+", "i"))
+    a_index: tuple  # expressions: tuples of (operator, name), read left to right:
+    #   h+i      (("+", "h"), ("+", "i"))
+    #   h*sh+i   (("+", "h"), ("*", "sh"), ("+", "i"))   a "*" scales the name before it
+    #   (h-i)/sh (("+", "h"), ("-", "i"), ("/", "sh"))   a "/" (last) divides the whole sum
     b: str
     b_index: tuple
     init: str  # None when there is no addend
@@ -104,6 +111,11 @@ class Contraction:
                     return array, axis
         return None
 
+    @property
+    def scalars(self):
+        """The body's scalar arguments that scale or divide an index (strides)."""
+        return tuple(sorted({name for e in self.a_index + self.b_index for op, name in e if op in "*/"}))
+
     def arrays(self):
         return tuple(name for name in (self.out, self.a, self.b, self.init) if name is not None)
 
@@ -123,7 +135,7 @@ def grid_of(body, declared=None):
 
 
 def _names(index):
-    return {name for expression in index for _, name in expression}
+    return {name for expression in index for op, name in expression if op in "+-"}
 
 
 def _bare(*names):
@@ -134,24 +146,28 @@ _ARRAY = r"(\w+)\[([^\]]*)\]"
 _FORM = re.compile(
     rf"^\s*{_ARRAY}\s*(\+?=)\s*(?:{_ARRAY}\s*\+\s*)?sum_(\w+|\{{[^}}]*\}})\s+{_ARRAY}\s*\*\s*{_ARRAY}\s*$"
 )
-_TERM = re.compile(r"\s*([+-]?)\s*(\w+)\s*")
+_TERM = re.compile(r"\s*([+-]?)\s*(\w+)\s*(?:\*\s*(\w+)\s*)?")  # [+-] name [* scale]
+_DIVIDED = re.compile(r"\s*\((.*)\)\s*/\s*(\w+)\s*$")  # (terms) / divisor
 
 
 def _index(text, spec):
-    """'n, c, h+i, w-j' -> ((('+','n'),), (('+','c'),), (('+','h'),('+','i')), ...)."""
+    """'n, h*sh+i, (h-i)/sh' -> ((('+','n'),), (('+','h'),('*','sh'),('+','i')), (('+','h'),('-','i'),('/','sh')))."""
     index = []
     for part in text.split(","):
-        terms, at = [], 0
-        part = part.strip()
+        divided = _DIVIDED.match(part)
+        part, terms, at = (divided.group(1) if divided else part).strip(), [], 0
         while at < len(part):
             match = _TERM.match(part, at)
             if not match or (terms and not match.group(1)) or (not terms and match.group(1) == "-"):
-                raise ScheduleError(f"cannot read the index {part!r} in {spec!r}: use a name, or name + name, name - name")
+                break
             terms.append((match.group(1) or "+", match.group(2)))
+            if match.group(3):
+                terms.append(("*", match.group(3)))
             at = match.end()
-        if not terms or len(terms) > 2:
-            raise ScheduleError(f"cannot read the index {part!r} in {spec!r}: use a name, or name + name, name - name")
-        index.append(tuple(terms))
+        if at < len(part) or not 1 <= len(_names([terms])) <= 2:
+            raise ScheduleError(f"cannot read the index {part!r} in {spec!r}: use a name, name + name or name - name; "
+                                f"a name may be scaled (h*sh + i), a whole index divided ((h-i)/sh)")
+        index.append(tuple(terms) + ((("/", divided.group(2)),) if divided else ()))
     return tuple(index)
 
 
@@ -179,6 +195,10 @@ def parse(spec):
     if unused:
         raise ScheduleError(f"in {spec!r} the indices must be used by A or B; unused: {sorted(unused)}")
     contraction = Contraction(out, out_index, a, a_index, b, b_index, init, init_index, summed, op == "+=", spec)
+    indices = set(contraction.scalars) & (set(out_index) | set(summed))
+    if indices:
+        raise ScheduleError(f"in {spec!r} a scale or divisor must be a scalar argument of the body (a stride), "
+                            f"not an index: {sorted(indices)}")
     for name in summed:
         if contraction.extent(name) is None:
             raise ScheduleError(f"in {spec!r} the summed index {name!r} must index an axis of A or B alone, "
@@ -192,7 +212,7 @@ def contraction(spec):
 
     def declare(body):
         params = list(inspect.signature(body).parameters)
-        for name in declared.arrays():
+        for name in declared.arrays() + declared.scalars:
             if name not in params:
                 raise ScheduleError(f"{body.__name__} has no argument {name!r} named in {spec!r}")
         grid = grid_of(body, declared)

@@ -223,3 +223,104 @@ def test_pad2d_settings_are_checked():
         ln.pad2d(x, 0.5)
     with pytest.raises(ShapeError, match=r"pad2d: needs x \(N, C, H, W\)"):
         ln.pad2d(ln.Input(np.zeros((2, 2))), 1)
+
+
+def strided_conv_reference(x, W, b, stride, padding, upstream):
+    """conv2d's value and its gradients (x, W, b) for the upstream gradient, by NumPy slicing:
+    the windows of the padded x every sh-th row and sw-th column, and each kernel tap (i, j)
+    adding its share of dO back onto the rows i, i+sh, ... and columns j, j+sw, ..."""
+    (sh, sw), (ph, pw), (kh, kw) = stride, padding, W.shape[2:]
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+    value = np.einsum("nchwij,ocij->nohw", windows, W) + b[None, :, None, None]
+    Ho, Wo = value.shape[2:]
+    dpadded = np.zeros_like(padded)
+    for i in range(kh):
+        for j in range(kw):
+            dpadded[:, :, i:i + sh * Ho:sh, j:j + sw * Wo:sw] += np.einsum("nohw,oc->nchw", upstream, W[:, :, i, j])
+    dx = dpadded[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]]
+    return value, dx, np.einsum("nohw,nchwij->ocij", upstream, windows), upstream.sum(axis=(0, 2, 3))
+
+
+@pytest.mark.parametrize("backend", ["python", "numba", "cuda"])
+@pytest.mark.parametrize("stride, padding, kernel", [
+    (2, 0, (3, 3)),  # windows overlap by one row and column
+    ((2, 3), (1, 2), (3, 2)),  # non-square stride, padded: a column of x between the windows
+    ((3, 1), 1, (2, 3)),  # a stride past the kernel: rows no window reads get no gradient
+    (1, 0, (2, 2)),  # stride 1 passed explicitly: the stride-1 loops
+])
+def test_strided_conv2d_matches_a_numpy_reference(backend, stride, padding, kernel):
+    rng = np.random.default_rng(6)
+    # small: the simulator runs a thread per output of each tile
+    values, weights, bias = rng.normal(size=(2, 2, 5, 6)), rng.normal(size=(2, 2, *kernel)), rng.normal(size=2)
+    pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+    with ln.use(backend):
+        x, W, b = ln.Parameter(values, name="x"), ln.Parameter(weights, name="W"), ln.Parameter(bias, name="b")
+        out = ln.conv2d(x, W, b, stride=stride, padding=padding)
+        got = np.array(ln.forward(out))
+        upstream = rng.normal(size=out.shape)
+        ln.backward(out, grad=upstream)
+        grads = np.array(x.grad), np.array(W.grad), np.array(b.grad)
+    value, *expected = strided_conv_reference(values, weights, bias, pair(stride), pair(padding), upstream)
+    assert out.shape == value.shape
+    np.testing.assert_allclose(got, value, rtol=1e-12, atol=1e-12)
+    for grad, want in zip(grads, expected):
+        np.testing.assert_allclose(grad, want, rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_output_size_follows_pytorchs_formula():
+    x = ln.Input(np.zeros((1, 1, 7, 8)))
+    W, b = ln.Input(np.zeros((1, 1, 3, 2))), ln.Input(np.zeros(1))
+    assert ln.conv2d(x, W, b, stride=2).shape == (1, 1, 3, 4)  # (7 - 3) // 2 + 1, (8 - 2) // 2 + 1
+    assert ln.conv2d(x, W, b, stride=(3, 4), padding=(1, 0)).shape == (1, 1, 3, 2)  # (9 - 3) // 3 + 1, (8 - 2) // 4 + 1
+    assert ln.conv2d(x, W, b, stride=(1, 1)).shape == ln.conv2d(x, W, b).shape == (1, 1, 5, 7)
+
+
+@pytest.mark.parametrize("stride, message", [
+    (0, r"conv2d: stride 0 must be a whole number >= 1 or a pair of them"),
+    (-2, r"conv2d: stride -2 must be a whole number >= 1"),
+    ((1, 0), r"conv2d: stride \(1, 0\) must be a whole number >= 1"),
+    (1.5, r"conv2d: stride 1.5 must be a whole number or a pair of them"),
+    ("2", r"conv2d: stride '2' must be a whole number or a pair of them"),
+    ((2, 2, 2), r"conv2d: stride \(2, 2, 2\) must be a whole number >= 1 or a pair of them"),
+])
+def test_a_bad_stride_is_one_clear_line(stride, message):
+    x, W, b = ln.Input(np.zeros((1, 1, 4, 4))), ln.Input(np.zeros((1, 1, 2, 2))), ln.Input(np.zeros(1))
+    with pytest.raises(ln.errors.SettingError, match=message) as refused:
+        ln.conv2d(x, W, b, stride=stride, padding=1)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_kernel_larger_than_the_padded_image_leaves_no_output():
+    x, W, b = ln.Input(np.zeros((1, 1, 2, 3))), ln.Input(np.zeros((1, 1, 5, 3))), ln.Input(np.zeros(1))
+    with pytest.raises(ShapeError, match=r"conv2d: a 5x3 kernel does not fit a 4x5 image \(padding included\)"):
+        ln.conv2d(x, W, b, stride=2, padding=1)
+    with pytest.raises(ShapeError, match=r"conv2d: a 5x3 kernel does not fit a 2x3 image \(got"):
+        ln.conv2d(x, W, b, stride=(1, 3))
+
+
+@pytest.mark.parametrize("stride, padding", [(2, 0), ((2, 3), (1, 2)), ((3, 1), 1)])
+def test_strided_conv2d_equals_pytorchs(stride, padding):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    values, weights, bias = rng.normal(size=(2, 3, 9, 8)), rng.normal(size=(4, 3, 3, 2)), rng.normal(size=4)
+    x, W, b = ln.Parameter(values, name="x"), ln.Parameter(weights, name="W"), ln.Parameter(bias, name="b")
+    out = ln.conv2d(x, W, b, stride=stride, padding=padding)
+    upstream = rng.normal(size=out.shape)
+    with ln.use("numba"):
+        got = np.array(ln.forward(out))
+        ln.backward(out, grad=upstream)
+    tx, tW, tb = (torch.tensor(a, requires_grad=True) for a in (values, weights, bias))
+    theirs = torch.nn.functional.conv2d(tx, tW, tb, stride=stride, padding=padding)
+    theirs.backward(torch.from_numpy(upstream))
+    for mine, want in ((got, theirs), (x.grad, tx.grad), (W.grad, tW.grad), (b.grad, tb.grad)):
+        np.testing.assert_allclose(mine, want.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_benchmark_rows_give_time_per_output_against_stride_1():
+    from loopnet.tools import bench
+
+    rows = []
+    bench.bench_conv2d(rows, None, repeats=1, batch=2, channels=(2, 3), side=6)
+    assert [name.split()[-2:] for name, *_ in rows] == [["s1", "p0"], ["s1", "p1"], ["s2", "p0"], ["s2", "p1"]]
+    assert rows[0][4].endswith("1.00x s1 p0's") and all("ns per output" in row[4] for row in rows)

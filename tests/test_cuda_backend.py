@@ -212,13 +212,16 @@ def test_digits_epoch_benchmark_trains_on_cuda_as_its_numpy_reference():
 def extents_for(spec, T):
     """A range for every index, so that rows, columns and the sum each cross a T x T tile
     with a ragged edge: by role where each role has one index (matmul, affine, bmm),
-    else by name (conv2d)."""
+    else by name (conv2d; for the strided loops, strides (2, 3) and a 3x2 kernel: windows
+    that overlap down dX's rows and skip some of its columns)."""
     roles = {"batch": spec.batch, "rows": spec.rows, "cols": spec.cols, "summed": spec.summed}
     if all(len(names) <= 1 for names in roles.values()):
         single = {"batch": 2, "rows": T + 2, "cols": T + 1, "summed": T + 3}
         return {names[0]: single[role] for role, names in roles.items() if names}
-    conv = {"n": 2, "c": 3, "co": T + 1, "h": T // 4 + 2, "w": T // 4 + 2, "i": 3, "j": 2}
-    return {name: conv[name] for names in roles.values() for name in names}
+    conv = {"n": 2, "c": 3, "co": T + 1, "h": T // 4 + 2, "w": T // 4 + 2, "i": 3, "j": 2, "sh": 2, "sw": 3}
+    if spec.scalars:
+        conv.update(h=T // 4 + 4, w=T // 4 + 5)
+    return {name: conv[name] for names in (*roles.values(), spec.scalars) for name in names}
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -228,11 +231,11 @@ def test_tiled_contraction_kernels_equal_their_bodies_across_tile_edges(body, dt
 
     extents = extents_for(body.contraction, cuda_backend.tile())
     grid, args = arrays_for(body, extents, dtype, np.random.default_rng(0))
-    want = [a.copy() for a in args]
+    want = [np.copy(a) if isinstance(a, np.ndarray) else a for a in args]  # (a stride is an int)
     python_backend.loop(body, grid, want)
     with ln.use("cuda"):
         assert "Declared schedule" in cuda_backend.driver_source(body, len(grid))
-        device = [cuda_backend.adopt(a) for a in args]
+        device = [cuda_backend.adopt(a) if isinstance(a, np.ndarray) else a for a in args]
         cuda_backend.loop(body, grid, device)
     out = body.contraction.positions(body)["out"]
     tolerance = (1e-12 if dtype == np.float64 else 1e-5) * depth(body, extents) * max(1.0, float(np.abs(want[out]).max()))

@@ -11,7 +11,7 @@ import loopnet as ln
 from loopnet.backends import numba_backend, python_backend
 from loopnet.schedule import ScheduleError, contraction, grid_of, parse
 
-OP_MODULES = [importlib.import_module(f"loopnet.ops.{name}") for name in ("affine", "matmul", "conv", "bmm")]
+OP_MODULES = [importlib.import_module(f"loopnet.ops.{name}") for name in ("affine", "matmul", "conv", "conv_strided", "bmm")]
 SCHEDULED = [f for module in OP_MODULES
              for _, f in inspect.getmembers(module, inspect.isfunction) if hasattr(f, "contraction")]
 PLAIN = [f for f in SCHEDULED if f.contraction.plain]
@@ -20,17 +20,25 @@ def test_the_contraction_loops_are_declared():
     assert {f.__name__ for f in PLAIN} == {
         "matmul_forward", "matmul_grad_A", "matmul_grad_B", "affine_forward", "affine_grad_x", "affine_grad_W"}
     assert {f.__name__ for f in SCHEDULED} - {f.__name__ for f in PLAIN} == {
-        "conv2d_forward", "conv2d_grad_W", "conv2d_grad_x", "bmm_forward", "bmm_grad_A", "bmm_grad_BT", "bmm_grad_B"}
+        "conv2d_forward", "conv2d_grad_W", "conv2d_grad_x", "conv2d_strided_forward", "conv2d_strided_grad_W",
+        "conv2d_strided_grad_x", "bmm_forward", "bmm_grad_A", "bmm_grad_BT", "bmm_grad_B"}
 
 
 def arrays_for(body, extents, dtype, rng):
     """The body's grid and random arrays for it: an axis indexed by h+i is e(h)+e(i)-1
-    long (a convolution's input), one indexed by h-i is e(h)-e(i)+1 (its output)."""
+    long (a convolution's input), one indexed by h-i is e(h)-e(i)+1 (its output); scaled,
+    h*s+i is (e(h)-1)*s+e(i), and divided, (h-i)/s is (e(h)-e(i))//s+1. A scalar argument
+    (a stride s) takes its value from `extents` too, and a scratch `row` (the strided conv
+    loops') is one row per grid point, as long as the longest extent."""
     spec = body.contraction
 
     def length(expression):
-        (_, first), *rest = expression
-        return extents[first] + sum((extents[name] - 1) * (1 if sign == "+" else -1) for sign, name in rest)
+        top, divisor = 0, 1
+        for (op, name), (after, scale) in zip(expression, expression[1:] + (("", ""),)):
+            if op in "+-":
+                top += (extents[name] - 1) * (extents[scale] if after == "*" else 1) * (1 if op == "+" else -1)
+            divisor = extents[name] if op == "/" else divisor
+        return top // divisor + 1
 
     shapes = {spec.out: tuple(extents[n] for n in spec.out_index),
               spec.a: tuple(length(e) for e in spec.a_index), spec.b: tuple(length(e) for e in spec.b_index)}
@@ -38,7 +46,10 @@ def arrays_for(body, extents, dtype, rng):
         shapes[spec.init] = tuple(extents[n] for n in spec.init_index)
     grid = grid_of(body)
     names = list(inspect.signature(body).parameters)[len(grid):]
-    return tuple(extents[n] for n in grid), [rng.standard_normal(shapes[name]).astype(dtype) for name in names]
+    cells = tuple(extents[n] for n in grid)
+    scratch = np.zeros(cells + (max(extents.values()),), dtype)
+    return cells, [rng.standard_normal(shapes[name]).astype(dtype) if name in shapes
+                   else scratch if name == "row" else extents[name] for name in names]
 
 
 def depth(body, extents):
@@ -85,6 +96,16 @@ def test_large_layers_agree_end_to_end():
     ("C[i,j] = sum_k A[i,-k] * B[j,k]", "cannot read the index '-k'"),
     ("C[i,j] = sum_k A[i,k+i+j] * B[j,k]", "cannot read the index"),
     ("C[i,j] = sum_k A[i,k+i] * B[j,k+j]", "must index an axis of A or B alone"),
+    ("C[i,j] = sum_k A[i,k*] * B[j,k]", "cannot read the index 'k\\*'"),
+    ("C[i,j] = sum_k A[i,k*s*t] * B[j,k]", "cannot read the index"),
+    ("C[i,j] = sum_k A[i,s*k] * B[j,k]", "unknown: \\['s'\\]"),  # the scale comes after the name
+    ("C[i,j] = sum_k A[i,(k)/] * B[j,k]", "cannot read the index"),
+    ("C[i,j] = sum_k A[i,(k)/s/t] * B[j,k]", "cannot read the index"),
+    ("C[i,j] = sum_k A[i,k/s] * B[j,k]", "cannot read the index"),  # a division needs its parentheses
+    ("C[i,j] = sum_k A[i,(k+i+j)/s] * B[j,k]", "cannot read the index"),
+    ("C[i,j] = sum_k A[i,k*j] * B[j,k]", "a scale or divisor must be a scalar argument .* not an index: \\['j'\\]"),
+    ("C[i,j] = sum_k A[i,(k-i)/k] * B[j,k]", "not an index: \\['k'\\]"),
+    ("C[i*s,j] = sum_k A[i,k] * B[j,k]", "plain names"),
 ])
 def test_malformed_declarations_are_refused(spec, message):
     with pytest.raises(ScheduleError, match=message):
@@ -102,6 +123,35 @@ def test_a_declaration_reads_as_a_batched_matrix_product():
     assert not parse("C[i,j] = sum_k A[k,i] * B[j,k]").plain
     assert not parse("C[i,j] = b[i] + sum_k A[i,k] * B[j,k]").plain
     assert parse("Y[n,m] = b[m] + sum_d X[n,d] * WT[m,d]").plain
+
+
+def test_an_index_may_be_scaled_or_divided_by_a_scalar_argument():
+    forward = parse("O[n,co,h,w] = b[co] + sum_{c,i,j} X[n,c, h*sh + i, w * sw+j] * W[co,c,i,j]")
+    assert forward.a_index[2:] == ((("+", "h"), ("*", "sh"), ("+", "i")), (("+", "w"), ("*", "sw"), ("+", "j")))
+    assert forward.scalars == ("sh", "sw") and forward.rows == ("n", "h", "w") and forward.extent("i") == ("W", 2)
+    grad_x = parse("dX[n,c,h,w] += sum_{co,i,j} dO[n,co,( h-i )/sh,(w - j*dw)/sw] * W[co,c,i,j]")
+    assert grad_x.a_index[2:] == ((("+", "h"), ("-", "i"), ("/", "sh")),
+                                  (("+", "w"), ("-", "j"), ("*", "dw"), ("/", "sw")))
+    assert grad_x.scalars == ("dw", "sh", "sw") and grad_x.rows == ("n", "h", "w") and grad_x.extent("co") == ("dO", 1)
+    assert parse("C[i,j] = sum_k A[i,k] * B[j,k]").scalars == ()
+
+    def body(i, j, A, B, C, s):
+        pass
+
+    assert contraction("C[i,j] = sum_k A[i,k] * B[(j)/s,k*s]")(body).contraction.scalars == ("s",)
+    with pytest.raises(ScheduleError, match="has no argument 't'"):
+        contraction("C[i,j] = sum_k A[i,k*t] * B[j,k]")(body)
+
+
+def test_the_cuda_tiles_test_a_divided_index_for_its_remainder():
+    from loopnet.backends import cuda_backend
+    from loopnet.ops.conv_strided import conv2d_strided_forward, conv2d_strided_grad_x
+
+    source = cuda_backend.contraction_source(conv2d_strided_grad_x, 2)  # arguments W, dO, dX, row, sh, sw: a0..a5
+    assert "(r_h - k_i) % a4 == 0 and 0 <= (r_h - k_i) // a4 < a1.shape[2]" in source
+    assert "a1[r_n, k_co, (r_h - k_i) // a4, (r_w - k_j) // a5]" in source
+    # forward: X, W, b, O, row, sh, sw
+    assert "a0[r_n, k_c, r_h * a5 + k_i, r_w * a6 + k_j]" in cuda_backend.contraction_source(conv2d_strided_forward, 1)
 
 
 def test_a_declaration_must_fit_its_body():

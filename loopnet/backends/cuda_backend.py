@@ -27,6 +27,8 @@ numba-cuda 0.30 calls `np.row_stack`, which NumPy 2.5 removed: `check_available`
 alias back (`drivers.restore_row_stack`) before numba.cuda is imported.
 """
 
+import inspect
+
 import numpy as np
 
 from loopnet.backends import drivers
@@ -163,8 +165,8 @@ class _Tiling:
         spec = self.spec = body.contraction
         self.grid, _, self.arrays = drivers.names(body, rank)
         self.at = drivers.contraction_roles(body)
-        self.array_of = {getattr(spec, role): generated for role, generated in self.at.items()}
-        self.extents = [f"    e_{name} = {self.array_of[spec.extent(name)[0]]}.shape[{spec.extent(name)[1]}]"
+        self.argument = dict(zip(list(inspect.signature(body).parameters)[rank:], self.arrays))  # X -> a0, sh -> a5
+        self.extents = [f"    e_{name} = {self.argument[spec.extent(name)[0]]}.shape[{spec.extent(name)[1]}]"
                         for name in spec.out_index + spec.summed]
         batch = {name: f"z_{name}" for name in spec.batch}
         summed = {name: f"k_{name}" for name in spec.summed}
@@ -176,15 +178,25 @@ class _Tiling:
         self.signature = ", ".join(self.grid + self.arrays)
 
     def element(self, array, index, variable):
-        """ARRAY[...] with each index name replaced by its variable, and the bounds test
-        for the positions that are sums or differences."""
+        """ARRAY[...] with each index name replaced by its variable, each scale and divisor
+        by the scalar argument; and the tests for the positions that are sums or differences
+        (inside the array) or divided (inside, and no remainder)."""
         positions, tests = [], []
         for axis, expression in enumerate(index):
-            text = " ".join(f"{sign} {variable[name]}" for sign, name in expression).lstrip("+ ")
+            text, divisor = "", None
+            for op, name in expression:
+                if op == "/":
+                    divisor = self.argument[name]
+                else:
+                    text += f" * {self.argument[name]}" if op == "*" else f" {op} {variable[name]}"
+            text = text.lstrip(" +")
+            if divisor:
+                tests.append(f"({text}) % {divisor} == 0")
+                text = f"({text}) // {divisor}"
             positions.append(text)
             if len(expression) > 1:
-                tests.append(f"0 <= {text} < {self.array_of[array]}.shape[{axis}]")
-        return f"{self.array_of[array]}[{', '.join(positions)}]", tests
+                tests.append(f"0 <= {text} < {self.argument[array]}.shape[{axis}]")
+        return f"{self.argument[array]}[{', '.join(positions)}]", tests
 
     def kernel(self, dtype, T):
         """One dtype's kernel: a block of T x T threads computes a T x T tile of OUT."""
@@ -261,7 +273,8 @@ def contraction_source(body, rank):
     memory (neighbouring threads read neighbouring summed positions), waits, and every
     thread adds its TILE products from shared memory: each element of A and B is read
     from device memory once per tile instead of once per output. Positions past an edge,
-    or outside an array (a convolution's window off the image), load as zero.
+    outside an array (a convolution's window off the image) or between its strides (a
+    divided index with a remainder), load as zero.
 
     Each slice's TILE products are added in the array's dtype, and the slice's sum into a
     float64 total (one float64 add per TILE multiply-adds), so a long float32 sum is as

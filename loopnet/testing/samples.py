@@ -109,8 +109,9 @@ def _conv2d(draw, dtype=np.float64):
     h, w = draw(sizes(1, 5)), draw(sizes(1, 5))
     kh, kw = draw(sizes(1, h)), draw(sizes(1, w))
     padding = draw(st.sampled_from([0, 0, 1, (1, 0), (0, 2)]))
+    stride = draw(st.sampled_from([1, 1, 2, (1, 2), (3, 1)]))  # stride 1 has loops of its own
     return ln.conv2d(_param(draw, (n, c, h, w), dtype, "x"), _param(draw, (co, c, kh, kw), dtype, "W"),
-                     _param(draw, (co,), dtype, "b"), padding=padding)
+                     _param(draw, (co,), dtype, "b"), stride=stride, padding=padding)
 
 
 @st.composite

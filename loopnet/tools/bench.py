@@ -197,6 +197,70 @@ def bench_epoch(rows, torch, repeats):
         add_row(rows, "digits MLP epoch", "torch", t_t, t_np)
 
 
+def interleaved_medians(runs, repeats, warmup=2):
+    """The median time of each of `runs`, timed in turn within every repeat, so that a
+    machine that speeds up or slows down during the run moves them all alike."""
+    for run in runs:
+        for _ in range(warmup):
+            run()
+    times = [[] for _ in runs]
+    for _ in range(repeats):
+        for run, spent in zip(runs, times):
+            start = time.perf_counter()
+            run()
+            spent.append(time.perf_counter() - start)
+    return [statistics.median(spent) for spent in times]
+
+
+def conv2d_steps(torch, stride, padding, x0, W0, b0):
+    """(loopnet's step, PyTorch's step or None, outputs): conv2d forward and backward
+    (all three gradients) on the same arrays."""
+    x, W, b = ln.Parameter(x0, name="x"), ln.Parameter(W0, name="W"), ln.Parameter(b0, name="b")
+    out = ln.conv2d(x, W, b, stride=stride, padding=padding)
+    upstream = np.ones(out.shape, x0.dtype)
+
+    def step():
+        ln.forward(out)
+        ln.backward(out, grad=upstream)
+
+    if torch is None:
+        return step, None, int(np.prod(out.shape))
+    tx, tW, tb = (torch.tensor(a, requires_grad=True) for a in (x0, W0, b0))
+    tg = torch.from_numpy(upstream)
+
+    def torch_step():
+        for p in (tx, tW, tb):
+            p.grad = None
+        torch.nn.functional.conv2d(tx, tW, tb, stride=stride, padding=padding).backward(tg)
+
+    return step, torch_step, int(np.prod(out.shape))
+
+
+def bench_conv2d(rows, torch, repeats, batch=64, channels=(8, 16), side=28, k=3):
+    """conv2d forward + backward, float32, at stride 1, padding 1, stride 2 and both, with
+    PyTorch's CPU conv2d on the same arrays as each row's reference. The notes give
+    loopnet's time per output element and its ratio to the stride-1 unpadded row's: what
+    the padding node and the strided loops cost beyond the number of outputs (the
+    issue's target for stride with padding: within 1.5x). The four settings are timed in
+    turn within each repeat, so their ratios share the machine's state."""
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((batch, channels[0], side, side)).astype(np.float32)
+    W0 = (rng.standard_normal((channels[1], channels[0], k, k)) / k).astype(np.float32)
+    b0 = np.zeros(channels[1], np.float32)
+    settings = ((1, 0), (1, 1), (2, 0), (2, 1))
+    steps = [conv2d_steps(torch, stride, padding, x0, W0, b0) for stride, padding in settings]
+    with ln.use("numba"):
+        t_ln = interleaved_medians([step for step, _, _ in steps], repeats)
+    t_t = interleaved_medians([step for _, step, _ in steps], repeats) if torch else [None] * len(steps)
+    stride_1 = t_ln[0] / steps[0][2]
+    for (stride, padding), (_, _, outputs), mine, theirs in zip(settings, steps, t_ln, t_t):
+        name = f"conv2d fwd+bwd b{batch} {channels[0]}->{channels[1]} {side}x{side} s{stride} p{padding}"
+        if theirs:
+            add_row(rows, name, "torch", theirs, theirs, f"{theirs / outputs * 1e9:.1f} ns per output")
+        add_row(rows, name, "loopnet numba", mine, theirs or mine,
+                f"{mine / outputs * 1e9:.1f} ns per output, {mine / outputs / stride_1:.2f}x s1 p0's")
+
+
 def reversed_pairs(grads):
     """numpy_mlp_step yields grads last layer first, (dW, db) each: back to param order."""
     pairs = [grads[i:i + 2] for i in range(0, len(grads), 2)]
@@ -225,6 +289,7 @@ def run(quick=False, threads=None, out=print):
     bench_step(rows, torch, "small MLP step 64-64-10 b32 f64", (64, 64, 10), 32, np.float64, repeats,
                backends=("numba", "python"))
     bench_epoch(rows, torch, 3 if quick else 11)
+    bench_conv2d(rows, torch, repeats)
     out(f"loopnet {ln.__version__} CPU benchmarks: medians of {repeats} runs; threads: numba "
         f"{numba.get_num_threads()}, torch {torch.get_num_threads() if torch else '-'}, "
         f"BLAS default ({os.cpu_count()} cores); torch {'%s' % torch.__version__ if torch else 'not installed'}")
