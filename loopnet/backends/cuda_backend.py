@@ -95,7 +95,8 @@ def adopt(array):
     """A device copy of a host array (device arrays are kept as they are)."""
     if owns(array):
         return array
-    return cuda.to_device(np.ascontiguousarray(array))
+    host = np.asarray(array)  # (np.ascontiguousarray would make a 0-d array 1-d: a scalar's grad)
+    return cuda.to_device(host if host.flags.c_contiguous else np.ascontiguousarray(host))
 
 
 def to_host(array):
