@@ -131,3 +131,28 @@ def test_one_example_is_fine_in_evaluation_mode():
     out = ln.batch_norm(ln.Input(np.array([[1.0, 2.0]])), ln.Input(np.ones(2)), ln.Input(np.zeros(2)))
     out.op.training = False
     np.testing.assert_allclose(ln.forward(out), [[1.0, 2.0]] / np.sqrt(1 + 1e-5))
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5), (3, 2, 4, 4)])
+def test_batch_norm_equals_pytorchs(shape):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    x0, gamma0, beta0 = rng.normal(2, 3, size=shape), rng.normal(size=shape[1]), rng.normal(size=shape[1])
+    upstream = rng.normal(size=shape)
+    x, gamma, beta = (ln.Parameter(a, name=n) for a, n in ((x0, "x"), (gamma0, "gamma"), (beta0, "beta")))
+    out = ln.batch_norm(x, gamma, beta, momentum=0.3)
+    ln.forward(out)
+    ln.backward(out, grad=upstream)
+    theirs = (torch.nn.BatchNorm1d if len(shape) < 4 else torch.nn.BatchNorm2d)(shape[1], momentum=0.3,
+                                                                                dtype=torch.float64)
+    theirs.weight.data, theirs.bias.data = torch.tensor(gamma0), torch.tensor(beta0)
+    tx = torch.tensor(x0, requires_grad=True)
+    y = theirs(tx)
+    y.backward(torch.tensor(upstream))
+    pairs = [(out.value, y), (x.grad, tx.grad), (gamma.grad, theirs.weight.grad), (beta.grad, theirs.bias.grad),
+             (out.op.running_mean, theirs.running_mean), (out.op.running_var, theirs.running_var)]
+    for mine, want in pairs:
+        np.testing.assert_allclose(mine, want.detach().numpy(), rtol=1e-10, atol=1e-12)
+    theirs.eval()
+    out.op.training = False
+    np.testing.assert_allclose(ln.forward(out), theirs(torch.tensor(x0)).detach().numpy(), rtol=1e-10, atol=1e-12)
