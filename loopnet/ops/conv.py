@@ -1,4 +1,9 @@
-"""conv2d(x, W, b, stride=1, padding=0): the slide's convolution over a minibatch, as PyTorch's.
+"""conv2d(x, W, b, stride=1, padding=0): deck 000's convolution over a minibatch, as PyTorch's.
+
+Deck 000's convolution layer is O[c',h',w'] = b^(c') + sum_{c,h,w} W^(c')[c,h,w] X[c,h+h',w+w']:
+its h, w are the kernel offsets and h', w' the output position. Here i, j are the kernel
+offsets, h', w' (h, w in the code) the output position, and n the example, so the
+slide's W^(c')[c,h,w] is W[c',c,i,j].
 
 With padding > 0 the wrapper inserts pad2d(x, padding) (loopnet/ops/pad.py) and these loops
 run on the padded x: deck 001's CNN example pads its 5x5 image by one before a 3x3 kernel.
