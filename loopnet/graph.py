@@ -1,6 +1,8 @@
 """The computation graph: nodes, names, topological order, forward and backward.
 
-The lectures' model (EDF): build the graph once, then run it many times.
+Build the graph once, then run it many times (loopnet's own design; deck 003's
+'Implementation' slides show an affine node of the EDF framework, values and grads as
+attributes of nodes, as here).
 
     x = Input(data)                 # leaves hold data ...
     W = Parameter(w0)               # ... or trainable values
@@ -276,7 +278,8 @@ class Parameter(_Leaf):
 def topological_order(node):
     """Every node `node` depends on, each after all of its inputs; `node` comes last.
 
-    The order is the order the nodes were built in, as in the lectures' EDF: a node's
+    The order is the order the nodes were built in (deck 000's 'Computation Graph' numbers
+    its nodes in a topological order; building order is loopnet's own rule): a node's
     inputs exist before it does, so building order is always a topological order, and it
     reads the way the graph was written (an unrolled RNN's x1 before its x4).
     """

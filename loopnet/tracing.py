@@ -1,7 +1,7 @@
 """trace: every node of a graph with its value and gradient, in topological order.
 
-The grown-up form of EDF's `verify()`: a learner derives gradients by hand and checks
-them line by line against what backprop computed.
+A learner derives gradients by hand and checks them line by line against what backprop
+computed (a tool of loopnet's own).
 """
 
 import json
@@ -55,7 +55,7 @@ def to_json(records):
 SMALL = 16  # arrays up to this many elements are printed whole
 
 
-WIDTH = 100  # columns of the text table: a terminal's, and a slide's code block
+WIDTH = 100  # columns of the text table: a wide terminal's (loopnet's own choice)
 
 
 def show_array(array, width=None):
@@ -99,8 +99,9 @@ def to_text(records):
 
 
 def to_dot(records):
-    """Graphviz DOT of the graph, like the lectures' computation-graph figures: one box
-    per node with its op and shape, and its value and grad when they are small."""
+    """Graphviz DOT of the graph: one box per node with its op and shape, and its value and
+    grad when they are small (deck 002, 'Computation graphs', draws variables and operators
+    as separate nodes; here an op's box is its output)."""
 
     def quote(text):
         return text.replace("\\", "\\\\").replace('"', '\\"')

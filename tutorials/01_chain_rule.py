@@ -1,8 +1,9 @@
 """Tutorial 1: the chain rule on the 1-D least-squares graph, by hand and by loopnet.
 
-Deck 000's 'Computation Graph' for one-dimensional least squares writes the loss as
-l(w) = s(r_y(p_x(w))) (prediction p = w x, residual r = p - y, squared loss s) and
-differentiates it by the chain rule, with no bias and no numbers. This tutorial adds a
+Deck 000's 'Computation Graph' draws one-dimensional least squares as a graph, and its
+'Gradient Calculation using the Chain Rule' writes the loss as l(w) = s(r_y(p_x(w))) and
+differentiates it, with no bias and no numbers (reading p, r and s as the prediction w x,
+the residual p - y and the square is loopnet's; the text gives only the symbols). This tutorial adds a
 bias b, prediction = w x + b; the numbers (x = 2, y = 3, w = 1, b = 0.5) are loopnet's own.
 Run it: `python tutorials/01_chain_rule.py`.
 """

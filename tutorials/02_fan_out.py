@@ -1,4 +1,6 @@
-"""Tutorial 2: forward and backward on a graph with fan-out (the slide's "gradients add").
+"""Tutorial 2: forward and backward on a graph with fan-out.
+
+Deck 002, 'Variables passed to multiple functions': add all the incoming Jacobians.
 
 f = w x + x^2: x feeds two ops, so backprop reaches x along two paths and adds them.
 Run: `python tutorials/02_fan_out.py`.

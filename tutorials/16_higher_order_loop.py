@@ -15,7 +15,7 @@ The backward lines leave out their left-hand indices (a slip in the slide's text
 gradient has its value's shape, so they are U.grad[h,i,j], A.grad[h,i,k], B.grad[h,j,k].
 In loopnet the example is Y = sigmoid(bmm(A, B, transpose_b=True)): B indexed [h,j,k] is
 bmm's transpose_b=True (loopnet/ops/bmm.py), and sigma is the sigmoid op
-(loopnet/ops/activations.py). Below, the slide's six loops run as plain Python and give
+(loopnet/ops/activations.py). Below, the slide's five loops run as plain Python and give
 loopnet's numbers to the last bit.
 
 To watch the B.grad loop in pdb, one multiply-add at a time (the Python backend is the
@@ -77,7 +77,7 @@ print(f"U = bmm(A, B, transpose_b=True): {U.shape}, L = sum(sigmoid(U)) = {float
 assert U.shape == (H, I, J) and np.array_equal(Y.grad, np.ones((H, I, J)))
 
 
-# 2. The slide's six loops, verbatim but for the left-hand indices, over plain Python scalars.
+# 2. The slide's five loops (two forward, three backward), verbatim but for the left-hand indices, over plain Python scalars.
 def sigma(u):  # the logistic function, stable for u < 0 (as loopnet.scalar.sigmoid)
     return 1 / (1 + math.exp(-u)) if u >= 0 else math.exp(u) / (1 + math.exp(u))
 

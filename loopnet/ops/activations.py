@@ -90,5 +90,5 @@ def relu(x, name=None):
 def leaky_relu(x, alpha=0.01, name=None):
     """x if x > 0 else alpha * x, elementwise; gradient alpha at x = 0.
 
-    alpha defaults to PyTorch's 0.01; deck 003's 'Leaky ReLU' is max(0.1x, x): alpha=0.1."""
+    alpha defaults to PyTorch's 0.01; deck 003's 'Activation Functions' gives leaky ReLU as max(0.1x, x): alpha=0.1."""
     return LeakyRelu(float(alpha)).apply((x,), name)

@@ -6,9 +6,9 @@
 
 Each backward loop is written in gather form: the grid runs over the elements of the
 gradient it writes, and the sum inside gathers every output that read that element.
-(Deck 003, 'Scalar vs. Matrix Operations', writes the matrix-vector case in scatter form,
-one loop over i,j adding into both A.grad[i,j] and x.grad[j]; the same form for a matrix
-product would be `for i,j,k: dA[i,k] += dC[i,j] B[k,j]`. It adds the same terms in another
+(Deck 003, 'Scalar vs. Matrix Operations', writes the matrix-vector backward in scatter
+form, two loops over i,j: A.grad[i,j] += u.grad[i] x.value[j] and x.grad[j] += u.grad[i]
+A.value[i,j]; the same form for a matrix product would be `for i,j,k: dA[i,k] += dC[i,j] B[k,j]`. It adds the same terms in another
 order; gather form lets every grid point run at once without races.)
 
 Memory order: a sum's index should walk along rows (the last axis), so an operand whose
