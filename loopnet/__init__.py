@@ -1,4 +1,4 @@
-"""loopnet: backpropagation as the lectures write it, one scalar loop at a time.
+"""loopnet: backpropagation as deck 003 writes it, one scalar loop at a time.
 
     import loopnet as ln
     x = ln.Input([[1.0, 2.0]]); W = ln.Parameter([[0.5], [-1.0]]); b = ln.Parameter([0.0])

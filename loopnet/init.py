@@ -1,4 +1,4 @@
-"""Weight initialisation, as the slides recommend, plus Xavier and He on request.
+"""Weight initialisation, as deck 000 recommends (b = 0, W ~ U[-1/sqrt(n), 1/sqrt(n)]), plus Xavier and He on request.
 
     default ("uniform")  b = 0,  W ~ U[-1/sqrt(n), 1/sqrt(n)]          (n = fan-in)
     "xavier"             b = 0,  W ~ U[-sqrt(6/(n + m)), sqrt(6/(n + m))]  (m = fan-out)

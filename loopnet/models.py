@@ -2,7 +2,7 @@
 
     xor        2-2-1: h = tanh(x W1 + b1), p = sigmoid(h W2 + b2), binary cross-entropy
     logistic   s = x w + b, logistic loss with labels -1/+1 (logistic regression)
-    mlp        the slide's Affine(width) -> ReLU -> Affine(classes), softmax cross-entropy
+    mlp        deck 000's Affine(width) -> ReLU -> Affine(classes), softmax cross-entropy
     convnet    conv(k x k, channels) -> ReLU -> max-pool 2 -> flatten -> Affine(classes)
                (k = 3 for 8x8 digits, 5 for 28x28 MNIST: LeNet's first stage)
     (mlp and convnet with batch_norm=True: a batch_norm node between the first layer and its

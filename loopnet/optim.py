@@ -7,7 +7,7 @@ and L2 weight decay lambda adding lambda * w to g (the gradient of lambda/2 ||w|
 
     SGD        w <- w - lr g
     momentum   v <- mu v - lr g ;  w <- w + v
-               (the descent form. One of the lecture slides writes this update with a
+               (the descent form. Deck 004's 'Improved Optimization: Momentum' writes this update with a
                sign slip, which as written would step up the gradient and climb the loss;
                v <- mu v + lr g ; w <- w - v is the same update with v negated.)
     RMSProp    s <- rho s + (1 - rho) g^2 ;  w <- w - lr g / (sqrt(s) + eps)

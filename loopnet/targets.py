@@ -45,7 +45,7 @@ def fan_out():
 
 
 def xor():
-    """XOR by the lecture's hand-set weights: h = relu(X W + c), out = h v + b.
+    """XOR by deck 001's hand-set weights ('Logic gates: A motivating example'): h = relu(X W + c), out = h v + b.
 
     W = [[1,1],[1,1]], c = [0,-1], v = [1,-2], b = 0 gives exactly 0, 1, 1, 0, so the
     squared-error loss and every gradient are 0.

@@ -1,4 +1,4 @@
-"""conv2d, pooling and im2col: references, the slide's conv = im2col + affine, ties, errors."""
+"""conv2d, pooling and im2col: references, deck 000's conv = im2col + affine, ties, errors."""
 
 import numpy as np
 import pytest

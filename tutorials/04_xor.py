@@ -1,4 +1,4 @@
-"""Tutorial 4: XOR, first with the lecture's hand-set weights, then learned from scratch.
+"""Tutorial 4: XOR, first with deck 001's hand-set weights, then learned from scratch.
 
 Run: `python tutorials/04_xor.py` (Python backend, a second or so).
 """

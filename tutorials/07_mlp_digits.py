@@ -1,4 +1,4 @@
-"""Tutorial 7: the slide's MLP, Affine(500) -> ReLU -> Affine(10), on handwritten digits.
+"""Tutorial 7: deck 000's MLP, Affine(500) -> ReLU -> Affine(10), on handwritten digits.
 
 scikit-learn's bundled 8x8 digits (1797 images, pixels / 16), the Numba backend (the same
 loops, compiled). `python cli.py train mlp` does the full 30 epochs (98% test accuracy);

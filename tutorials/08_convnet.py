@@ -1,4 +1,4 @@
-"""Tutorial 8: a convnet, and the slide's observation that conv = im2col + affine.
+"""Tutorial 8: a convnet, and deck 000's observation that conv = im2col + affine.
 
 Run: `python tutorials/08_convnet.py`.
 """

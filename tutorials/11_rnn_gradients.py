@@ -44,7 +44,7 @@ print(f"{'t':>3} " + " ".join(f"{'r=' + str(r):>10}" for r in radii))
 for t in range(T):
     print(f"{t + 1:>3} " + " ".join(f"{table[r][t]:>10.3e}" for r in radii))
 
-# The lecture's prediction: norm(t) ~ radius^(T - t) times the last step's.
+# Deck 001's diag(lambda)^t ('Optimization: depth'), here: norm(t) ~ radius^(T - t) times the last step's.
 for r in radii:
     ratio = table[r][0] / table[r][-1]
     print(f"r = {r}: first-step / last-step gradient {ratio:.3e}, radius^(T-1) = {r ** (T - 1):.3e}")

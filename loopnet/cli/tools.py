@@ -62,7 +62,7 @@ def bench(quick, threads):
     """Time loopnet's Numba loops against NumPy and PyTorch CPU, in one run.
 
     Prints medians and ratios to a reference measured in the same process: matmul
-    (GFLOP/s, % of NumPy's BLAS), an affine layer, the lectures' MNIST network step,
+    (GFLOP/s, % of NumPy's BLAS), an affine layer, deck 000's MNIST network step,
     a small MLP on Python vs Numba, and a digits-MLP epoch. PyTorch rows appear when
     torch is installed (pip install torch==2.13.0). With a GPU, CUDA rows follow: launch
     overhead, matmul 1024-4096 against cuBLAS (TF32 off), the MNIST step at batch 64

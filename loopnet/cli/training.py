@@ -253,7 +253,7 @@ Models:
               help=f"Put batch_norm between the first layer and its ReLU ({_models_using('batch_norm')}); "
                    f"evaluation uses its running statistics, which checkpoints keep.")
 @click.option("--init", "init_scheme", type=click.Choice(init.SCHEMES), default=None,
-              help=f"Initialisation (default {init.SCHEMES[0]}: the slides' U[-1/sqrt(n), 1/sqrt(n)]).")
+              help=f"Initialisation (default {init.SCHEMES[0]}: deck 000's U[-1/sqrt(n), 1/sqrt(n)]).")
 @click.option("--patience", type=AT_LEAST_ONE, default=None, help="Stop after this many epochs without a better validation accuracy.")
 @click.option("--lr-patience", type=COUNT, default=None,
               help=f"Halve the lr after this many epochs without a better validation accuracy (0: never; default: {_per_model('lr_patience')}).")

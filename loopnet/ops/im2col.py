@@ -5,7 +5,7 @@ x (N, C, H, Wd) gives (N H' W', C kh kw): row r = (n, h', w') in row-major order
 
     conv2d(x, W, b) [n, c', h', w'] == affine(im2col(x, kh, kw), W2, b) [(n, h', w'), c']
 
-which is the slide's observation that a convolution is a patch-extraction layer followed
+which is deck 000's observation that a convolution is a patch-extraction layer followed
 by a fully connected layer with shared weights.
 
     forward    for r, (c,i,j):   P[r, (c,i,j)] = X[n, c, h'+i, w'+j]

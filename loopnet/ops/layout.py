@@ -1,6 +1,6 @@
 """transpose, permute, broadcast_to: the same numbers in another arrangement.
 
-transpose(x), x (n, m), gives y (m, n), the slides' W^T:
+transpose(x), x (n, m), gives y (m, n), deck 001's W^T x and deck 002's W_i^T g:
 
     forward    for i,j:  y[i,j] = x[j,i]
     backward   for j,i:  dx[j,i] += dy[i,j]

@@ -2,7 +2,7 @@
 
 max_pool2d(x, k, stride=None, padding=0) as PyTorch: k, stride and padding are an int or a
 pair (rows, columns); the stride defaults to the window (windows side by side, the
-lectures' pooling). The window at output (p, q) covers rows sh*p - ph .. sh*p - ph + kh - 1
+deck 000's pooling). The window at output (p, q) covers rows sh*p - ph .. sh*p - ph + kh - 1
 and columns likewise; rows and columns off the image (the padding) are not read: max
 pooling ignores them, average pooling counts them as zeros (divides by kh*kw, PyTorch's
 default count_include_pad=True). The output is
