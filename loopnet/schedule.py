@@ -15,7 +15,7 @@ reorganise the same sum:
 
 - Numba computes a 4 x 4 block of outputs per step with sixteen accumulators in
   registers: one load of each operand per four multiply-adds instead of two loads per
-  one, measured at 1.2-1.7x on the lectures' layer sizes. Blocks that would run past an
+  one, measured at 1.2-1.7x (matmul up to 1024, and deck 000's 784-500-10 MNIST step). Blocks that would run past an
   edge call the body. This needs the plain two-index form below (matmul, affine).
 - CUDA runs 16 x 16 output tiles whose operands are staged through shared memory, so
   each element is read from device memory once per tile rather than once per output.

@@ -1,4 +1,6 @@
-"""Graphs to trace: the lectures' built-in examples, or a function in a user's file.
+"""Graphs to trace: built-in examples after the decks' constructions (their numbers are
+loopnet's own, except xor's and xor-backprop's, which are deck 001's), or a function in a
+user's file.
 
 A target is a function that takes no arguments and returns the loss node. Built-ins
 are listed in TARGETS; `load_target("path/to/file.py:build")` loads a user's.

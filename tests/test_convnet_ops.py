@@ -30,6 +30,7 @@ def conv_case(draw):
 
 @given(conv_case())
 def test_conv2d_matches_the_slide_formula_in_numpy(case):
+    # deck 000's convolution layer: O[c',h',w'] = b + sum_{c,h,w} W^(c')[c,h,w] X[c,h+h',w+w']
     x, W, b = case
     out = ln.forward(ln.conv2d(ln.Input(x), ln.Input(W), ln.Input(b)))
     np.testing.assert_allclose(out, conv_reference(x, W, b), rtol=1e-12, atol=1e-12)

@@ -123,7 +123,7 @@ def test_the_expected_outputs_tell_a_missing_zero_term_apart():
     assert [t.output_index for t in terms if t.local != 0] == [(2, 1), (3, 1)]
 
 
-# -- zero terms, and the examples of the slides ------------------------------------------------
+# -- zero terms, and fan-out (deck 002) and the RNN (deck 001) ------------------------------------------------
 
 def test_a_zero_in_B_gives_a_matmul_term_with_local_factor_0():
     A = ln.Parameter([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], name="A")

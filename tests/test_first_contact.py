@@ -46,6 +46,7 @@ def test_the_main_job_fits_100_columns_and_shows_real_gradients():
 
 
 def test_the_xor_target_keeps_the_slides_weights_and_its_zero_gradients():
+    # deck 001, 'Logic gates: A motivating example'
     nodes = json.loads(run("trace", "xor", "--format", "json").stdout)["nodes"]
     by_name = {n["name"]: n for n in nodes}
     assert by_name["W"]["value"] == [[1.0, 1.0], [1.0, 1.0]] and by_name["v"]["value"] == [[1.0], [-2.0]]

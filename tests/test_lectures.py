@@ -1,5 +1,6 @@
-"""The lectures' worked examples: XOR's numbers are deck 001's own; the other examples are
-the slides' constructions with numbers of loopnet's choosing."""
+"""The lectures' worked examples: XOR's numbers are deck 001's own; the others follow deck
+000's chain rule on 1-D least squares, deck 002's 'Variables passed to multiple functions'
+(fan-out) and deck 003's 'Scalar vs. Matrix Operations', with numbers of loopnet's choosing."""
 
 import numpy as np
 

@@ -36,6 +36,7 @@ def test_explain_terms_add_up_to_the_gradient_for_every_element(target):
 
 
 def test_explain_shows_the_slides_affine_weight_terms():
+    # deck 002, 'Backpropagation, continued': grad W_i = (g_{i+1} o f') z_i^T, one term per example
     loss = build_target("mlp")
     ln.forward(loss)
     ln.backward(loss)
@@ -84,7 +85,7 @@ def test_trace_explain_on_the_cli():
         assert result.exit_code == 1 and fragment in result.stderr and len(result.stderr.splitlines()) == 1
 
 
-# -- jacobians: the slides' facts ------------------------------------------------------------
+# -- jacobians: deck 000's 'Jacobian — Examples' and deck 002's 'Properties of Jacobian' ------------------------------------------------------------
 
 @pytest.mark.parametrize("op,derivative", [
     (ln.tanh, lambda x: 1 - np.tanh(x) ** 2), (ln.exp, np.exp), (ln.square, lambda x: 2 * x),

@@ -1,7 +1,8 @@
 """Tutorial 6: minibatching, and why the gradient is averaged over the batch.
 
 The loss of a minibatch is the mean of the examples' losses, so its gradient is the
-mean of their gradients: the step size does not depend on the batch size.
+mean of their gradients: the step size does not depend on the batch size (deck 003's
+'Minibatching' averages the gradients over the batch by convention).
 Run: `python tutorials/06_minibatches.py`.
 """
 

@@ -1,7 +1,8 @@
 """Tutorial 10: writing your own op and testing it with loopnet.testing.
 
 An op is its math, a forward loop, a backward loop, and a line saying which loop runs
-over which grid. Here: softsign(x) = x / (1 + |x|). Run: `python tutorials/10_your_own_op.py`.
+over which grid, in deck 003's notation (a loop over scalar assignments per gradient).
+Here: softsign(x) = x / (1 + |x|), an op of loopnet's own choosing. Run: `python tutorials/10_your_own_op.py`.
 """
 
 import numpy as np
