@@ -25,7 +25,7 @@ input-gradient plane (n, c) in dX, and walks it with the output column innermost
 the innermost loop is a contiguous multiply-add with one weight held in a register. In dX the plane's owner adds each term where it
 lands: writes stay inside the owned plane, so planes still run in parallel without races.
 
-Two sets of loops, the same sums: stride 1 (the lectures' and the digits convnet's) reads
+Two sets of loops, the same sums: stride 1 (deck 000's formula, and the digits convnet's) reads
 X[..., w + j], here; the strided loops (loopnet/ops/conv_strided.py) read X[..., w*sw + j].
 One set with the stride as an argument would do, but Numba does not vectorise a read
 whose step is known only at run time: the stride-1 forward and dX ran 1.9-4.9x slower

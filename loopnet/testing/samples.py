@@ -139,7 +139,7 @@ def distinct_images(draw, dtype=np.float64, max_side=5):
 
 
 def _pool(op):
-    """The lectures' k x k windows side by side, or a window of any shape with its own
+    """Deck 000's k x k windows side by side, or a window of any shape with its own
     stride (overlapping windows too) and padding up to half the window."""
     @st.composite
     def sample(draw, dtype=np.float64):
