@@ -68,19 +68,25 @@ class Model:
             op.training = training
 
     def predict(self, x, batch_size=512):
-        """Class indices for the examples `x` (evaluation mode)."""
+        """Class indices for the examples `x` (in evaluation mode; the mode each dropout and
+        batch_norm had is restored after)."""
+        modal = self.dropouts + [node.op for node in self.norms]
+        previous = [op.training for op in modal]
         self.set_training(False)
-        predictions = []
-        for start in range(0, len(x), batch_size):
-            self.set_batch(x[start:start + batch_size])
-            out = np.array(ln.forward(self.output))
-            if self.prediction == "argmax":
-                predictions.append(out.argmax(axis=1))
-            elif self.prediction == "threshold":
-                predictions.append((out[:, 0] > 0.5).astype(np.int64))
-            else:
-                predictions.append((out[:, 0] > 0).astype(np.int64))
-        self.set_training(True)
+        try:
+            predictions = []
+            for start in range(0, len(x), batch_size):
+                self.set_batch(x[start:start + batch_size])
+                out = np.array(ln.forward(self.output))
+                if self.prediction == "argmax":
+                    predictions.append(out.argmax(axis=1))
+                elif self.prediction == "threshold":
+                    predictions.append((out[:, 0] > 0.5).astype(np.int64))
+                else:
+                    predictions.append((out[:, 0] > 0).astype(np.int64))
+        finally:
+            for op, mode in zip(modal, previous):
+                op.training = mode
         return np.concatenate(predictions) if predictions else np.zeros(0, np.int64)
 
     def parameter_arrays(self):

@@ -195,10 +195,10 @@ def parse(spec):
     if unused:
         raise ScheduleError(f"in {spec!r} the indices must be used by A or B; unused: {sorted(unused)}")
     contraction = Contraction(out, out_index, a, a_index, b, b_index, init, init_index, summed, op == "+=", spec)
-    indices = set(contraction.scalars) & (set(out_index) | set(summed))
+    indices = set(contraction.scalars) & (set(out_index) | set(summed) | set(contraction.arrays()))
     if indices:
         raise ScheduleError(f"in {spec!r} a scale or divisor must be a scalar argument of the body (a stride), "
-                            f"not an index: {sorted(indices)}")
+                            f"not an index or an array: {sorted(indices)}")
     for name in summed:
         if contraction.extent(name) is None:
             raise ScheduleError(f"in {spec!r} the summed index {name!r} must index an axis of A or B alone, "

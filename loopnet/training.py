@@ -332,12 +332,26 @@ def model_from_checkpoint(meta, arrays, expected=None):
     for kind, wanted in (("param", model.parameter_arrays()), ("buffer", model.buffer_arrays())):
         for name, array in wanted.items():
             key = f"{kind}/{name}"
-            if key not in arrays or arrays[key].shape != array.shape:
+            if key not in arrays or arrays[key].shape != array.shape or arrays[key].dtype.kind not in "fiu":
                 raise CheckpointError(f"checkpoint {'parameter' if kind == 'param' else 'buffer'} {name!r} "
-                                      f"is missing or has the wrong shape")
+                                      f"is missing or has the wrong shape or type")
             saved[name] = arrays[key]
     model.load_arrays(saved)
     return model
+
+
+def _check_best(best, current, path):
+    """The best epoch's arrays (if any were saved) must be the model's parameters and
+    buffers, shape for shape: checked now, not when early stopping restores them."""
+    if not best:
+        return
+    if set(best) != set(current):
+        raise CheckpointError(f"{path} is not a usable checkpoint: its best-epoch arrays are "
+                              f"{sorted(set(best) ^ set(current))} away from the model's")
+    for name, array in best.items():
+        if array.shape != current[name].shape or array.dtype.kind not in "fiu":
+            raise CheckpointError(f"{path} is not a usable checkpoint: best/{name} has shape {array.shape} "
+                                  f"and dtype {array.dtype}, the model's {current[name].shape}")
 
 
 def resume(path, model, config):
@@ -345,7 +359,9 @@ def resume(path, model, config):
     meta, arrays = load_checkpoint(path)
     model.load_arrays(model_from_checkpoint(meta, arrays, expected=model.config).state_arrays())  # shapes checked
     saved = meta["state"]
-    state = State(**saved, best_params={k[5:]: v for k, v in arrays.items() if k.startswith("best/")})
+    best = {k[5:]: v for k, v in arrays.items() if k.startswith("best/")}
+    _check_best(best, model.state_arrays(), path)
+    state = State(**saved, best_params=best)
     optimizer = make_optimizer(config.optimizer, model.params, state.lr, config.momentum, config.weight_decay, config.clip)
     if meta["train"]["optimizer"] != config.optimizer:
         raise CheckpointError(f"the checkpoint was trained with {meta['train']['optimizer']!r}, not {config.optimizer!r}")

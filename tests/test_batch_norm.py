@@ -156,3 +156,46 @@ def test_batch_norm_equals_pytorchs(shape):
     theirs.eval()
     out.op.training = False
     np.testing.assert_allclose(ln.forward(out), theirs(torch.tensor(x0)).detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_set_dtype_keeps_what_the_running_statistics_learned():
+    rng = np.random.default_rng(7)
+    out = ln.batch_norm(ln.Input(rng.normal(5, 3, (8, 2))), ln.Input(np.ones(2)), ln.Input(np.zeros(2)))
+    for _ in range(5):
+        ln.forward(out)
+    learned = out.op.running_mean
+    ln.set_dtype(out, "float32")
+    out.op.training = False
+    ln.forward(out)
+    assert out.op.running_mean.dtype == np.float32
+    np.testing.assert_allclose(out.op.running_mean, learned, rtol=1e-6)
+
+
+def test_gradcheck_leaves_the_running_statistics_as_it_found_them():
+    from loopnet.testing import gradcheck
+
+    rng = np.random.default_rng(8)
+    out = ln.batch_norm(ln.Parameter(rng.normal(size=(5, 3)), name="x"), ln.Parameter(rng.normal(size=3), name="g"),
+                        ln.Parameter(rng.normal(size=3), name="b"))
+    ln.forward(out)
+    before = out.op.buffers()
+    assert gradcheck(ln.sum(ln.square(out)))
+    for name, value in before.items():
+        np.testing.assert_array_equal(out.op.buffers()[name], value, err_msg=name)
+
+
+@pytest.mark.parametrize("setting, message", [
+    (dict(momentum=None), r"momentum must be a number, got None \(PyTorch's cumulative average"),
+    (dict(eps="a"), r"eps must be a number, got 'a'"),
+])
+def test_settings_that_are_not_numbers(setting, message):
+    with pytest.raises(SettingError, match=message):
+        ln.batch_norm(ln.Input(np.zeros((2, 3))), ln.Input(np.zeros(3)), ln.Input(np.zeros(3)), **setting)
+
+
+def test_running_statistics_must_be_numbers():
+    from loopnet.errors import DTypeError
+
+    out = ln.batch_norm(ln.Input(np.zeros((2, 3))), ln.Input(np.zeros(3)), ln.Input(np.zeros(3)))
+    with pytest.raises(DTypeError, match="running_mean must be real numbers"):
+        out.op.running_mean = ["a", "b", "c"]

@@ -115,3 +115,28 @@ def test_cli_trains_and_evaluates_with_batch_norm(tmp_path):
     assert refused.exit_code != 0 and "--batch-norm does not apply to logistic (it shapes: mlp, convnet)" in refused.output
     resumed = runner.invoke(main, ["train", "mlp", "--width", "16", "--epochs", "2", "--resume", path])
     assert resumed.exit_code == 0 and "resumed from" in resumed.output  # batch_norm comes from the checkpoint
+
+
+def test_predict_restores_the_mode_it_found():
+    net = _build()
+    net.set_training(False)
+    net.predict(tiny_digits(20).test.x[:4])
+    assert net.norms[0].op.training is False  # a user's evaluation mode is not switched back on
+    net.set_training(True)
+    net.predict(tiny_digits(20).test.x[:4])
+    assert net.norms[0].op.training is True
+
+
+def test_resume_checks_the_best_epoch_arrays_before_training(tmp_path):
+    data, path = tiny_digits(40), str(tmp_path / "ck.npz")
+    config = training.TrainConfig(epochs=1, batch_size=20, patience=3)
+    training.train(_build(data=data), data, config, checkpoint=path)
+    broken = str(tmp_path / "broken.npz")
+    _rewrite(path, broken, drop="best/hidden_in_normalised.running_mean")
+    with pytest.raises(training.CheckpointError, match="best-epoch arrays are .*hidden_in_normalised.running_mean"):
+        training.resume(broken, _build(data=data), training.TrainConfig(epochs=3, batch_size=20, patience=3))
+
+
+def test_cli_refuses_batch_norm_on_one_example_batches_up_front():
+    result = CliRunner().invoke(main, ["train", "mlp", "--batch-norm", "--batch-size", "1", "--epochs", "1"])
+    assert result.exit_code == 1 and "needs --batch-size 2 or more" in result.output

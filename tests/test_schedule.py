@@ -104,9 +104,10 @@ def test_large_layers_agree_end_to_end():
     ("C[i,j] = sum_k A[i,(k)/s/t] * B[j,k]", "cannot read the index"),
     ("C[i,j] = sum_k A[i,k/s] * B[j,k]", "cannot read the index"),  # a division needs its parentheses
     ("C[i,j] = sum_k A[i,(k+i+j)/s] * B[j,k]", "cannot read the index"),
-    ("C[i,j] = sum_k A[i,k*j] * B[j,k]", "a scale or divisor must be a scalar argument .* not an index: \\['j'\\]"),
-    ("C[i,j] = sum_k A[i,(k-i)/k] * B[j,k]", "not an index: \\['k'\\]"),
+    ("C[i,j] = sum_k A[i,k*j] * B[j,k]", "a scale or divisor must be a scalar argument .* not an index or an array: \\['j'\\]"),
+    ("C[i,j] = sum_k A[i,(k-i)/k] * B[j,k]", "not an index or an array: \\['k'\\]"),
     ("C[i*s,j] = sum_k A[i,k] * B[j,k]", "plain names"),
+    ("C[i,j] = sum_k A[i,k*B] * B[j,k]", "not an index or an array: \\['B'\\]"),
 ])
 def test_malformed_declarations_are_refused(spec, message):
     with pytest.raises(ScheduleError, match=message):

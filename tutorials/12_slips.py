@@ -311,7 +311,9 @@ assert len(as_written.failures) == 24   # every element of A and B is wrong
 # ---------------------------------------------------------------------------------------
 # 8. Deck 000, the untitled slide "Recall the backpropagation rule":
 #        For i in Layer[t]->inputs:  i->delta = Layer[t]->delta * Layer[t]->derivative(...)
-#    An assignment. Where a node feeds two layers, each layer's backward must add its term
+#    An assignment: right for the deck's chains, where each input feeds one layer (the rule
+#    it recalls sits on a figure whose graph the text does not keep), so this one is less a
+#    slip than a rule with a limit. Where a node feeds two layers, each layer's backward must add its term
 #    (grad +=, tutorial 2); an assignment keeps only the term of whichever layer's backward
 #    runs last. Two unary layers on one x, each with its backward written either way.
 #    Backward runs in reverse order of building, so the sigmoid layer (built first) runs

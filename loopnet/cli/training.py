@@ -295,6 +295,8 @@ def train(model, data, data_dir, epochs, lr, batch_size, optimizer, momentum, we
                            batch_norm=bool(batch_norm))
         state = optimizer_state = None
     _check_checkpoint_target(checkpoint, resume, net, overwrite)
+    if config.batch_size < 2 and any(len(node.shape) == 2 for node in net.norms):  # one value per channel
+        fail(f"{model} with batch norm needs --batch-size 2 or more: the statistics of one example have no variance")
     state = _train_epochs(net, dataset, config, state, optimizer_state, checkpoint)
     test = training.accuracy(net, dataset.test)
     click.echo(f"test accuracy {100 * test:.2f}% (best validation {100 * state.best_accuracy:.2f}% at epoch {state.best_epoch})")

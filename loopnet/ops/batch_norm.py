@@ -34,7 +34,7 @@ The statistics and every sum over the batch accumulate in float64, whatever the 
 import numpy as np
 
 from loopnet import scalar
-from loopnet.errors import SettingError, ShapeError
+from loopnet.errors import DTypeError, SettingError, ShapeError
 from loopnet.loops import loop, scratch, to_backend
 from loopnet.op import Op
 
@@ -116,6 +116,11 @@ class BatchNorm(Op):
     inputs = ("x", "gamma", "beta")
 
     def __init__(self, eps, momentum):
+        for label, value in (("eps", eps), ("momentum", momentum)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise SettingError(f"batch_norm: {label} must be a number, got {value!r}"
+                                   + (" (PyTorch's cumulative average, momentum=None, is not supported)"
+                                      if value is None and label == "momentum" else ""))
         self.eps, self.momentum = float(eps), float(momentum)
         if not self.eps > 0:  # eps = 0 divides by zero on a constant channel; NaN fails this too
             raise SettingError(f"batch_norm: eps must be positive, got {eps}")
@@ -130,13 +135,23 @@ class BatchNorm(Op):
         C = x.shape[1]
         if gamma.shape != (C,) or beta.shape != (C,):
             raise self.shape_error((x, gamma, beta), f"needs gamma and beta of shape ({C},), one per channel")
-        if self._running_mean is None or self._running_mean.shape != (C,) or self._running_mean.dtype != x.dtype:
+        if self._running_mean is None or self._running_mean.shape != (C,):
             self._running_mean, self._running_var = np.zeros(C, x.dtype), np.ones(C, x.dtype)
+        elif self._running_mean.dtype != x.dtype:  # ln.set_dtype: keep what was learned
+            self._running_mean, self._running_var = (a.astype(x.dtype) for a in self.buffers().values())
         return x.shape
+
+    def buffers(self):
+        """The running statistics, as NumPy copies: what a checkpoint (or gradcheck) saves."""
+        return {"running_mean": _host(self._running_mean), "running_var": _host(self._running_var)}
+
+    def load_buffers(self, arrays):
+        self.running_mean, self.running_var = arrays["running_mean"], arrays["running_var"]
 
     @property
     def running_mean(self):
-        """The running mean, as a NumPy array (a copy where the loops run on a GPU)."""
+        """The running mean, as a NumPy copy (assign to it to change it; the loops update
+        their own array in place)."""
         return _host(self._running_mean)
 
     @running_mean.setter
@@ -145,7 +160,7 @@ class BatchNorm(Op):
 
     @property
     def running_var(self):
-        """The running (unbiased) variance, as a NumPy array."""
+        """The running (unbiased) variance, as a NumPy copy (assign to change it)."""
         return _host(self._running_var)
 
     @running_var.setter
@@ -153,7 +168,10 @@ class BatchNorm(Op):
         self._running_var = self._checked_buffer(value, "running_var")
 
     def _checked_buffer(self, value, label):
-        value = np.array(value, dtype=self._running_mean.dtype)  # a copy: the loops write it in place
+        try:
+            value = np.array(value, dtype=self._running_mean.dtype)  # a copy: the loops write it in place
+        except (TypeError, ValueError):
+            raise DTypeError(f"{self.name}: {label} must be real numbers, got {value!r:.80}") from None
         if value.shape != self._running_mean.shape:
             raise ShapeError(f"{self.name}: {label} must have shape {self._running_mean.shape}, got {value.shape}")
         return value

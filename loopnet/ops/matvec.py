@@ -65,5 +65,5 @@ class Matvec(Op):
 
 
 def matvec(A, x, name=None):
-    """u = A x for a matrix A (m, n) and a vector x (n,): deck 003's loops, verbatim."""
+    """u = A x for a matrix A (m, n) and a vector x (n,): deck 003's loops, in the slide's names."""
     return Matvec().apply((A, x), name)

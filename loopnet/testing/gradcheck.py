@@ -87,7 +87,8 @@ def gradcheck(output, wrt=None, *, upstream=None, eps=None, rtol=None, atol=None
     Returns a GradcheckReport: truthy when everything agrees; str() lists every failure.
 
     Leaves the graph as it found it: every leaf's value, every node's grad (None where
-    there was none) and the output's value are restored, so `.grad` or `ln.explain` read
+    there was none), the output's value and what ops keep between runs (batch_norm's
+    running statistics) are restored, so `.grad` or `ln.explain` read
     afterwards see the last backward you ran, not gradcheck's. Values are perturbed by
     assigning `.value`, which works the same on every backend.
     """
@@ -113,13 +114,18 @@ class _GraphState:
         self.order = order
         self.grads = [None if n._grad is None else np.array(n.grad) for n in order]
         self.roots = [n._backward_root for n in order]
+        # what an op keeps between runs (batch_norm's running statistics), which every
+        # perturbed forward in training mode would otherwise move
+        self.buffers = [n.op.buffers() if hasattr(n.op, "buffers") else None for n in order]
 
     def restore(self, output):
         forward(output)  # every value as before (the leaves were restored exactly)
         backend = current_backend()
-        for node, grad, root in zip(self.order, self.grads, self.roots):
+        for node, grad, root, buffers in zip(self.order, self.grads, self.roots, self.buffers):
             node._grad = None if grad is None else backend.adopt(grad)
             node._backward_root = root
+            if buffers is not None:
+                node.op.load_buffers(buffers)
 
 
 def _check(output, wrt, upstream, seed, eps, rtol, atol):
