@@ -179,17 +179,18 @@ class BatchNorm(Op):
     def forward(self, out, x, gamma, beta):
         X, Y = _channels_view(x.value), _channels_view(out.value)
         N, C, S = X.shape
+        # the running statistics move to where the loops run once, and stay there
+        self._running_mean, self._running_var = to_backend(self._running_mean), to_backend(self._running_var)
         if self.training:
             if N * S < 2:
                 raise ShapeError(f"{self.name}: training needs more than one value per channel, got x of shape "
                                  f"{x.shape} (evaluation mode uses the running statistics instead)")
             self.mean, self.var = scratch(C, x.dtype), scratch(C, x.dtype)
             loop(batch_norm_statistics, (C,), X, self.mean, self.var)
-            self._running_mean, self._running_var = to_backend(self._running_mean), to_backend(self._running_var)
             loop(batch_norm_update_running, (C,), self.mean, self.var, self._running_mean, self._running_var,
                  self.momentum, N * S)
         else:
-            self.mean, self.var = to_backend(self._running_mean), to_backend(self._running_var)
+            self.mean, self.var = self._running_mean, self._running_var
         self.frozen = not self.training  # which statistics the backward differentiates through
         loop(batch_norm_forward, (N, C), X, gamma.value, beta.value, self.mean, self.var, Y, self.eps)
 
