@@ -140,8 +140,10 @@ class Conv2d(Op):
 
 
 def conv2d(x, W, b, stride=1, padding=0, name=None):
-    """2-D convolution (cross-correlation, as deck 000's formula and PyTorch); `stride` and `padding`
-    are an int or a pair (rows, columns); padding puts a pad2d node of zeros around x first."""
+    """2-D convolution (cross-correlation, as deck 000 and PyTorch), with stride and zero padding.
+
+    `stride` and `padding` are an int or a pair (rows, columns); padding puts a pad2d node
+    of zeros around x first."""
     op = Conv2d(stride)  # a bad stride is refused before any node is made
     if int_pair(padding, "padding", op.name, 0) != (0, 0):  # (0, 0) would add a node that copies
         x = pad2d(x, padding)

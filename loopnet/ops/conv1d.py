@@ -89,6 +89,7 @@ class Conv1d(Op):
 
 
 def conv1d(x, W, b, name=None):
-    """1-D convolution (cross-correlation, as PyTorch's Conv1d) of x (N, C, L) with W (C', C, k)
-    plus b (C',), stride 1, no padding: (N, C', L - k + 1)."""
+    """1-D convolution (cross-correlation, as PyTorch's Conv1d), stride 1, no padding.
+
+    x (N, C, L), W (C', C, k) and b (C',) give (N, C', L - k + 1)."""
     return Conv1d().apply((x, W, b), name)

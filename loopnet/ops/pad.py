@@ -54,6 +54,8 @@ class Pad2d(Op):
 
 
 def pad2d(x, padding, name=None):
-    """x (N, C, H, W) with `padding` rows and columns of zeros on every side (an int, or a
-    pair (rows, columns)): (N, C, H + 2ph, W + 2pw)."""
+    """A border of zeros around each image of x (N, C, H, W).
+
+    `padding` rows and columns on every side (an int, or a pair (rows, columns)) give
+    (N, C, H + 2ph, W + 2pw)."""
     return Pad2d(padding).apply((x,), name)

@@ -136,12 +136,15 @@ class AvgPool2d(_Pool2d):
 
 
 def max_pool2d(x, k, stride=None, padding=0, name=None):
-    """Max over kh x kw windows (k an int or a pair), stride k unless given, padding ignored;
-    ties go to the first maximum (row-major)."""
+    """Max over kh x kw windows; ties go to the first maximum (row-major).
+
+    k is an int or a pair, the stride k unless given; padded positions never win."""
     return MaxPool2d(k, stride, padding).apply((x,), name)
 
 
 def avg_pool2d(x, k, stride=None, padding=0, name=None):
-    """Mean over kh x kw windows (k an int or a pair), stride k unless given; padding
-    counts as zeros (divides by kh*kw, as PyTorch's default)."""
+    """Mean over kh x kw windows.
+
+    k is an int or a pair, the stride k unless given; padding counts as zeros (divides by
+    kh*kw, as PyTorch's default)."""
     return AvgPool2d(k, stride, padding).apply((x,), name)
