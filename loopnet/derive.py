@@ -447,9 +447,10 @@ class Derivation:
             self._op = DerivedOp(self)
         return self._op
 
-    def __call__(self, *nodes, name=None, **scalars):
-        """Apply the derived op: `derive("C[i,j] = sum_k A[i,k] * B[k,j]")(A, B)` is a node."""
-        return self.op.apply(nodes, name=name, **scalars)
+    def __call__(self, *nodes, name=None, **named):
+        """Apply the derived op: `derive("C[i,j] = sum_k A[i,k] * B[k,j]")(A, B)` is a node.
+        Inputs go by position or by name, strides by name: `d(X, W, b, sh=2, sw=2)`."""
+        return self.op.apply(nodes, named, name)
 
     def __str__(self):
         return "\n".join(explain_lines(self))
@@ -461,11 +462,17 @@ class Derivation:
 def slide_loops(s, target):
     """`target`'s gradient loop in deck 003's scatter notation: (loop header, statement)."""
     upstream = Access(s.pre if s.function else s.out.name, s.out.index).text(".grad")
-    outer = "for " + ",".join(n for e in s.out.index for _, n in e)
+    outer = loop_header(n for e in s.out.index for _, n in e)
     if target is s.init:
         return outer, f"{target.text('.grad')} += {upstream}"
     other = s.b if target is s.a else s.a
-    return "for " + ",".join(s.loops), f"{target.text('.grad')} += {upstream} * {other.text('.value')}"
+    return loop_header(s.loops), f"{target.text('.grad')} += {upstream} * {other.text('.value')}"
+
+
+def loop_header(names):
+    """'for h,i,j', or 'once' for a loop over no index (a 0-d output)."""
+    names = list(names)
+    return "for " + ",".join(names) if names else "once"
 
 
 def paragraph(text):
@@ -481,11 +488,11 @@ def explain_lines(derivation):
     """What `python cli.py derive` prints: the forward loops, then each input's gradient
     loop in the slide's notation and in loopnet's gather form, with the rule that made it."""
     s, declared = derivation.statement, derivation.declared
-    outer = "for " + ",".join(n for e in s.out.index for _, n in e)
+    outer = loop_header(n for e in s.out.index for _, n in e)
     target = Access(s.pre, s.out.index) if s.function else s.out
     first = declared.init.text(".value") if declared.init is not None else "0"
     forward = [(outer, f"{target.text('.value')} = {first}"),
-               ("for " + ",".join(s.loops), f"{target.text('.value')} += {declared.a.text('.value')} * "
+               (loop_header(s.loops), f"{target.text('.value')} += {declared.a.text('.value')} * "
                                             f"{declared.b.text('.value')}")]
     if s.function:
         forward.append((outer, f"{s.out.text('.value')} = {s.function}({target.text('.value')})"))
@@ -511,7 +518,7 @@ def gradient_lines(derivation, access):
     original = derivation.copies.get(access.name)
     name = original or access.name
     gradient = derivation.gradients[name]
-    own = "for " + ",".join(e[0][1] for e in gradient.grad.index)
+    own = loop_header(e[0][1] for e in gradient.grad.index)
     if original is None:
         header, body = slide_loops(s, next(a for a in s.inputs if a.name == name))
         return [paragraph(f"gradient of {name}: {rule(s, next(a for a in s.inputs if a.name == name), gradient)}"),
@@ -523,7 +530,7 @@ def gradient_lines(derivation, access):
                       f"({access.text()} = {back.text()}, as loopnet.loops.transposed makes it): "
                       f"{rule(declared, access, copy)}"),
             *aligned([(header, body)], "    slide:   "),
-            *aligned([("for " + ",".join(e[0][1] for e in copy.grad.index), copy.text())], "    gather:  "),
+            *aligned([(loop_header(e[0][1] for e in copy.grad.index), copy.text())], "    gather:  "),
             f"  back to {name}: {back.text('.grad')} is {access.text('.grad')}, so the loop over {name}'s own "
             f"indices is",
             *aligned([(own, gradient.text())], "    gather:  "), ""]
