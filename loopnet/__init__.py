@@ -7,6 +7,7 @@
 """
 
 from loopnet.backends import default_backend, use
+from loopnet.derive import derive
 from loopnet.explain import explain, jacobian
 from loopnet.graph import (
     Input, Node, Parameter, backward, forward, fresh_names, set_dtype, topological_order,
@@ -41,6 +42,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Input", "Parameter", "Node", "forward", "backward", "use", "topological_order", "fresh_names",
-    "set_dtype", "default_backend", "explain", "jacobian",
+    "set_dtype", "default_backend", "explain", "jacobian", "derive",
     "OPS", *sorted(OPS),
 ]

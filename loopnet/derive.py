@@ -1,449 +1,314 @@
-"""Derive the backward loops from the forward loop's index notation: deck 003's one rule.
+"""`ln.derive(statement)`: the backward loops of a forward statement (loopnet/derivation.py
+derives them by deck 003's rule), and a runnable op whose loop bodies are written out as
+Python from the derivation.
 
-Deck 003 ("Backpropagation with Tensors", slide 'Scalar vs. Matrix Operations') writes a
-forward statement as one loop over every index,
+For `ln.derive("Y[n,m] = b[m] + sum_d X[n,d] * W[d,m]")` the generated source is
 
-    for h,i,j,k:  U.value[h,i,j] += A.value[h,i,k] * B.value[h,j,k]
+    def forward(n, m, b, X, W, Y):
+        acc = scalar.zero64()
+        for d in range(X.shape[1]):
+            acc += X[n, d] * W[d, m]
+        Y[n, m] = b[m] + acc
 
-and each input's backward loop as the same loop nest with that input's element and the
-output's gradient swapped in: the local derivative of a product with respect to one
-factor is the other factor, so
+    def grad_b(m, b, X, W, dY, db):
+        acc = scalar.zero64()
+        for n in range(dY.shape[0]):
+            acc += dY[n, m]
+        db[m] += acc
+    ...
 
-    for h,i,j,k:  A.grad[h,i,k] += U.grad[h,i,j] * B.value[h,j,k]
-    for h,i,j,k:  B.grad[h,j,k] += U.grad[h,i,j] * A.value[h,i,k]
+one body per loop, in the shape every op file's bodies have (a grid over the elements it
+writes, a sum inside), so the python backend steps through them (the source is registered
+with linecache, so pdb and inspect show it), and numba and cuda compile them like any op's.
+Each gradient body takes every input's value, the upstream gradient and the gradient it
+writes, then the strides. A read at a shifted or divided position is guarded by an `if`:
+positions outside the array, or between the strides, read as zero.
 
-(the slide leaves out the left-hand indices; they are the input's own). That is the
-scatter form: every term adds into some element of A.grad. loopnet's loops are written in
-gather form instead, one grid point per element of the gradient, summing over the indices
-the input does not have:
-
-    for h,i,k:    dA[h,i,k] += sum_j dU[h,i,j] * B[h,j,k]
-
-Same terms, added in another order, and every grid point owns what it writes. Three more
-rules cover what loopnet's declared contractions hold (`loopnet.schedule`):
-
-- an added array (a bias, `Y[n,m] = b[m] + sum_d ...`) has local derivative 1, so its
-  gradient is the output's gradient summed over the indices it does not have;
-- an input read at a shifted position (`X[n,c,h+i,w+j]`, a convolution) gets its gradient
-  at that position: in gather form the position is the grid index, so the output index is
-  solved for, h = (position) - i, and the gradient reads dO[n,co,h-i,w-j]: the flipped
-  kernel appears by itself. With a stride (`h*sh+i`) the solution is (h-i)/sh, and only
-  the positions where the division is exact contribute. Positions outside an array read
-  as zero;
-- a function around the whole sum, `Y[h,i,j] = sigmoid(sum_k A[h,i,k] * B[h,j,k])`, is
-  deck 003's second step: U.grad = Y.grad * sigma'(U) first, then the product rule with U.
-
-`derive(statement)` reads a statement, applies these rules, and returns a `Derivation`:
-the text (`str(derivation)`, what `python cli.py derive` prints) and, through
-`derivation.op`, runnable loop bodies (loopnet.derived_op). Anything else is refused
-with one line saying why.
+The output's shape comes from the inputs: an output index that some input has as a plain
+axis takes that axis's length; one read only at h*sh+i takes the positions that fit
+(h*sh + i < X's length for every i: a "valid" convolution, as conv2d without padding).
 """
 
-import keyword
-import re
-import textwrap
-from dataclasses import dataclass
+import itertools
+import linecache
 
-from loopnet.errors import LoopnetError
-from loopnet.schedule import ScheduleError, _index as read_index
+from loopnet.derivation import FUNCTIONS, DeriveError, Derivation
+from loopnet.loops import flat, loop, scratch
+from loopnet.op import Op
 
-
-class DeriveError(LoopnetError, ValueError):
-    """A statement the rules here cannot read or cannot differentiate."""
+_counter = itertools.count(1)
+_generated = {}  # source -> namespace: one compile per distinct op in a process
 
 
-# name: (the function in a loop body, its derivative in a loop body, the derivative in words)
-FUNCTIONS = {
-    "sigmoid": ("scalar.sigmoid({u})", "scalar.sigmoid({u}) * (1 - scalar.sigmoid({u}))", "s(1-s), s = sigmoid(u)"),
-    "tanh": ("math.tanh({u})", "1 - math.tanh({u}) * math.tanh({u})", "1 - tanh(u)^2"),
-    "relu": ("0.0 if {u} < 0 else {u}", "1.0 if {u} > 0 else 0.0", "1 where u > 0, else 0"),
-    "exp": ("scalar.exp({u})", "scalar.exp({u})", "exp(u)"),
-    "log": ("scalar.log({u})", "scalar.div(1.0, {u})", "1/u"),
-    "square": ("{u} * {u}", "2 * {u}", "2u"),
-}
-ALIASES = {"sigma": "sigmoid", "σ": "sigmoid"}  # deck 003 writes sigma
-RESERVED = {"acc", "pre", "scalar", "math", "range", "sum"}  # names the generated loop bodies use
-
-
-@dataclass(frozen=True)
-class Access:
-    """One array read or written: its name and its index, each position a tuple of
-    (operator, name) terms as loopnet.schedule reads them: h -> (("+","h"),),
-    h*sh+i -> (("+","h"),("*","sh"),("+","i")), (h-i)/sh -> (("+","h"),("-","i"),("/","sh"))."""
-
-    name: str
-    index: tuple
-
-    def names(self):
-        return [name for expression in self.index for op, name in expression if op in "+-"]
-
-    def bare(self, name):
-        """The axis that `name` indexes alone, or None."""
-        return next((axis for axis, e in enumerate(self.index) if e == (("+", name),)), None)
-
-    def text(self, suffix=""):
-        return f"{self.name}{suffix}[{','.join(expression_text(e) for e in self.index)}]"
-
-
-def expression_text(expression):
-    """(("+","h"),("*","sh"),("+","i")) -> 'h*sh+i'; a division wraps the sum: '(h-i)/sh'."""
-    text = ""
+def terms(expression):
+    """(("+","h"),("*","sh"),("+","i")) -> [("+","h","sh"), ("+","i",None)]."""
+    found = []
     for op, name in expression:
         if op == "*":
-            text += f"*{name}"
+            found[-1] = found[-1][:2] + (name,)
         elif op in "+-":
-            text += name if not text and op == "+" else f"{op}{name}"
-    divisor = [name for op, name in expression if op == "/"]
-    return f"({text})/{divisor[0]}" if divisor else text
+            found.append((op, name, None))
+    return found
 
 
-def bare(*names):
-    return tuple((("+", name),) for name in names)
+def index_code(expression):
+    """Python for one index position, and the guard it needs (None for a plain name)."""
+    parts = []
+    for sign, name, scale in terms(expression):
+        term = f"{name} * {scale}" if scale else name
+        parts.append(term if not parts and sign == "+" else f"{sign} {term}")
+    total = " ".join(parts)
+    divisor = next((name for op, name in expression if op == "/"), None)
+    if len(expression) == 1:
+        return total, []
+    negative = any(sign == "-" for sign, _, _ in terms(expression))
+    if divisor:
+        return f"({total}) // {divisor}", [f"{total} >= 0", f"({total}) % {divisor} == 0"]
+    return total, [f"{total} >= 0"] if negative else []
 
 
-@dataclass(frozen=True)
-class Statement:
-    """A forward statement: OUT[out] = [f(] [INIT +] sum_{summed} A * B [)]."""
-
-    text: str
-    out: Access
-    a: Access
-    b: Access
-    init: Access  # None without an added array
-    summed: tuple
-    function: str  # None without one
-    init_first: bool = True  # b[m] + sum... (True) or sum... + b[m]
-
-    @property
-    def loops(self):
-        """Every index of the forward loop nest: the output's, then the summed ones."""
-        return tuple(n for e in self.out.index for _, n in e) + self.summed
-
-    @property
-    def inputs(self):
-        """The input arrays in the order the statement names them."""
-        found = [self.init, self.a, self.b] if self.init_first else [self.a, self.b, self.init]
-        return tuple(access for access in found if access is not None)
-
-    @property
-    def pre(self):
-        """The name of the sum before the function (deck 003's U), when there is a function."""
-        taken = {self.out.name, *(a.name for a in self.inputs)}
-        return next(name for name in ("U", "Z", f"{self.out.name}_pre") if name not in taken)
-
-    @property
-    def scalars(self):
-        """Scales and divisors in the indices (strides): scalar arguments of the op."""
-        return tuple(sorted({n for a in self.inputs for e in a.index for op, n in e if op in "*/"}))
+def read(access, guards):
+    """'X[n, c, h * sh + i]', adding to `guards` (one condition per position) what keeps
+    each position inside X."""
+    codes = []
+    for axis, expression in enumerate(access.index):
+        code, needs = index_code(expression)
+        codes.append(code)
+        if len(expression) > 1:
+            guards.append(" and ".join(needs + [f"{code} < {access.name}.shape[{axis}]"]))
+    return f"{access.name}[{', '.join(codes) or '0'}]"  # a 0-d array runs as a 1-element one
 
 
-_ARRAY = r"([^\W\d]\w*)\s*\[([^\]]*)\]"
-_LEFT = re.compile(rf"^\s*(?:for\s+([\w\s,]+):\s*)?{_ARRAY}\s*(\+?=)\s*(.+?)\s*$")
-_CALL = re.compile(r"^(\w+|σ)\s*\((.*)\)$")
-_SUM = re.compile(r"^sum_(\w+|\{[^}]*\})\s*(.+)$")
-_PRODUCT = re.compile(rf"^{_ARRAY}\s*\*\s*{_ARRAY}$")
-_ADDED_FIRST = re.compile(rf"^{_ARRAY}\s*\+\s*(.+)$")
-_ADDED_LAST = re.compile(rf"^(.+?)\s*\+\s*{_ARRAY}$")
-FORM = ("OUT[i,j] = [f(] [INIT[j] +] sum_k A[i,k] * B[k,j] [)], or the slide's loop "
-        "U[i,j] += A[i,k] * B[k,j] (indices only on the right are summed)")
+def extent(statement, name, upstream=None):
+    """'X.shape[1]': an array axis that index `name` runs over alone."""
+    arrays = ([upstream] if upstream else [statement.out]) + list(statement.inputs)
+    for access in arrays:
+        axis = access.bare(name)
+        if axis is not None:
+            return f"{access.name}.shape[{axis}]"
+    raise DeriveError(f"cannot run {statement.text!r}: no array has {name} as a plain index, so its range is unknown")
 
 
-def refuse(statement, reason):
-    raise DeriveError(f"cannot derive {statement.strip()!r}: {reason}")
+def summing(lines, statement, summed, product, guards, upstream=None):
+    """The loops over `summed` around `acc += product`, guarded where a read may fall off."""
+    depth = 1
+    for name in summed:
+        lines.append("    " * depth + f"for {name} in range({extent(statement, name, upstream)}):")
+        depth += 1
+    for guard in guards:  # a position outside the array (or between strides) reads as zero
+        lines.append("    " * depth + f"if {guard}:")
+        depth += 1
+    lines.append("    " * depth + f"acc += {product}")
 
 
-def indices(text, statement):
-    try:
-        return read_index(text, statement) if text.strip() else ()
-    except ScheduleError as err:
-        refuse(statement, str(err).split(" in ", 1)[0].replace("cannot read", "cannot read"))
+def forward_source(s, names, scalars):
+    grid = [e[0][1] for e in s.out.index]
+    target = s.pre if s.function else s.out.name
+    args = grid + names + [s.out.name] + ([s.pre] if s.function else []) + scalars
+    guards = []
+    product = f"{read(s.a, guards)} * {read(s.b, guards)}"
+    lines = [f"def forward({', '.join(args)}):", "    acc = scalar.zero64()  # a sum accumulates in float64"]
+    summing(lines, s, s.summed, product, guards)
+    at = f"[{', '.join(grid) or '0'}]"
+    added = f"{s.init.name}[{', '.join(e[0][1] for e in s.init.index)}] + " if s.init is not None else ""
+    lines.append(f"    {target}{at} = {added}acc")
+    if s.function:
+        lines.append(f"    {s.out.name}{at} = {FUNCTIONS[s.function][0].format(u=f'{s.pre}{at}')}")
+    return lines
 
 
-def plain_names(access, statement, what):
-    """The index of OUT or INIT: plain names only."""
-    if any(len(e) != 1 or e[0][0] != "+" for e in access.index):
-        refuse(statement, f"{what} {access.text()} must be indexed by plain names (no offsets or scales)")
-    return [e[0][1] for e in access.index]
+def gradient_source(s, name, gradient, names, scalars):
+    grid = [e[0][1] for e in gradient.grad.index]
+    up = gradient.upstream
+    args = grid + names + [up.name, gradient.grad.name] + scalars
+    guards = []
+    product = read(up, guards)
+    if gradient.other is not None:
+        product += f" * {read(gradient.other, guards)}"
+    lines = [f"def grad_{name}({', '.join(args)}):", "    acc = scalar.zero64()"]
+    upstream_access = type(up)(up.name, s.out.index)
+    summing(lines, s, gradient.summed, product, guards, upstream_access)
+    lines.append(f"    {gradient.grad.name}[{', '.join(grid) or '0'}] += acc")
+    return lines
 
 
-def split_right(right, statement):
-    """'sigmoid(b[m] + sum_d X[n,d] * W[d,m])' -> (function, init (name, index text) or None,
-    init first?, summed text or None, product match)."""
-    function, call = None, _CALL.match(right)
-    if call and not right.startswith("sum_"):
-        function = ALIASES.get(call.group(1), call.group(1))
-        if function not in FUNCTIONS:
-            refuse(statement, f"{call.group(1)!r} is not a function derive knows; it knows "
-                              f"{', '.join(sorted(FUNCTIONS))} (and sigma for sigmoid)")
-        right = call.group(2).strip()
-    init, init_first = None, True
-    for pattern, first in ((_ADDED_FIRST, True), (_ADDED_LAST, False)):
-        match = pattern.match(right)
-        if match and "*" in (match.group(3) if first else match.group(1)):
-            init = match.groups()[:2] if first else match.groups()[1:]
-            right, init_first = (match.group(3) if first else match.group(1)).strip(), first
-            break
-    summed = None
-    match = _SUM.match(right)
-    if match:
-        summed, right = match.group(1), match.group(2).strip()
-    product = _PRODUCT.match(right)
-    if not product:
-        refuse(statement, f"the right-hand side must be a product of two arrays, A[...] * B[...]; the form is {FORM}")
-    return function, init, init_first, summed, product
+def source_of(derivation):
+    """The Python source of every loop body of the derived op."""
+    s, names = derivation.statement, list(derivation.inputs)
+    scalars = list(s.scalars)
+    uses_math = s.function is not None and "math." in "".join(FUNCTIONS[s.function][:2])
+    lines = [f"# Generated by loopnet.derive from: {derivation.declared.text}", *(["import math"] if uses_math else []),
+             "from loopnet import scalar", "", ""]
+    lines += forward_source(s, names, scalars) + ["", ""]
+    if s.function:
+        grid = [e[0][1] for e in s.out.index]
+        at = f"[{', '.join(grid) or '0'}]"
+        lines += [f"def grad_{s.pre}({', '.join(grid + [s.pre, 'd' + s.out.name, 'd' + s.pre])}):",
+                  f"    pre = {s.pre}{at}",
+                  f"    d{s.pre}{at} = d{s.out.name}{at} * ({FUNCTIONS[s.function][1].format(u='pre')})", "", ""]
+    for name, gradient in derivation.gradients.items():
+        lines += gradient_source(s, name, gradient, names, scalars) + ["", ""]
+    return "\n".join(lines[:-2]) + "\n"
 
 
-def parse(statement):
-    """Read a forward statement into a Statement, or refuse it with one line."""
-    if not isinstance(statement, str) or not statement.strip():
-        raise DeriveError(f"derive needs a statement such as 'U[h,i,j] += A[h,i,k] * B[h,j,k]'; the form is {FORM}")
-    text = re.sub(r"\.value\b", "", statement)
-    left = _LEFT.match(text)
-    if not left:
-        refuse(statement, f"expected OUT[...] = ... or OUT[...] += ...; the form is {FORM}")
-    loops_given, out_name, out_text, assign, right = left.groups()
-    function, init, init_first, summed_text, product = split_right(right, statement)
-    out = Access(out_name, indices(out_text, statement))
-    a = Access(product.group(1), indices(product.group(2), statement))
-    b = Access(product.group(3), indices(product.group(4), statement))
-    init = Access(init[0], indices(init[1], statement)) if init else None
-    out_names = plain_names(out, statement, "the output")
-    right_names = list(dict.fromkeys(a.names() + b.names()))
-    if summed_text is not None:
-        summed = tuple(n.strip() for n in summed_text.strip("{}").split(","))
-    else:
-        summed = tuple(n for n in right_names if n not in out_names)
-        if summed and assign == "=":
-            refuse(statement, f"{', '.join(summed)} appear only on the right: write sum_{summed[0] if len(summed) == 1 else '{' + ','.join(summed) + '}'} "
-                              f"before the product, or += for the slide's loop over every index")
-        if summed and init is not None:
-            refuse(statement, f"in a += loop over {', '.join(summed)} the added {init.name} would be added once per "
-                              f"{summed[0]}; write {out.text()} = {init.text()} + sum_... instead")
-    if function and assign == "+=" and summed_text is None and summed:
-        refuse(statement, f"a function applies to the finished sum: write {out.text()} = {function}(sum_... ) instead")
-    parsed = Statement(statement.strip(), out, a, b, init, summed, function, init_first)
-    check(parsed, out_names, loops_given)
-    return parsed
+def compiled(source):
+    """Run the generated source once per process; pdb and inspect find it through linecache."""
+    if source not in _generated:
+        filename = f"<loopnet.derive {next(_counter)}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        namespace = {"__name__": f"loopnet_derived_{len(_generated) + 1}"}
+        exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated loops
+        _generated[source] = namespace
+    return _generated[source]
 
 
-def check(s, out_names, loops_given):
-    """Refuse what the rules cannot differentiate, each with its reason."""
-    statement, arrays = s.text, [s.out, *s.inputs]
-    names = [a.name for a in arrays]
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
-        refuse(statement, f"{', '.join(twice)} appears twice; the rules here take one gradient per array "
-                          f"(for a square, write square(...) around a sum, or give the copies two names)")
-    if len(set(out_names)) != len(out_names) or len(set(s.summed)) != len(s.summed) or set(out_names) & set(s.summed):
-        refuse(statement, "the output's indices and the summed ones must be distinct names")
-    used = set(s.a.names()) | set(s.b.names())
-    unknown = used - set(s.loops)
-    if unknown:
-        refuse(statement, f"{', '.join(sorted(unknown))} is neither the output's index nor a summed one")
-    unused = set(s.loops) - used
-    if unused:
-        refuse(statement, f"{', '.join(sorted(unused))} is not used by {s.a.name} or {s.b.name}")
-    if s.init is not None and not set(plain_names(s.init, statement, "the added array")) <= set(out_names):
-        refuse(statement, f"the added {s.init.text()} must be indexed by some of the output's indices")
-    clash = (set(names) | set(s.loops) | set(s.scalars)) & (RESERVED | set(keyword.kwlist))
-    if clash:
-        refuse(statement, f"{', '.join(sorted(clash))} is a name the generated loops use; rename it")
-    if set(s.scalars) & (set(names) | set(s.loops)):
-        refuse(statement, f"a scale or divisor ({', '.join(s.scalars)}) must be a stride, not an index or an array")
-    for access in (s.a, s.b):
-        if any(op == "/" for e in access.index for op, _ in e):
-            refuse(statement, f"{access.text()} divides an index; a division cannot be solved for the output's "
-                              f"index here: derive from the forward statement, whose gradient has the division")
-        if len(access.names()) != len(set(access.names())):
-            refuse(statement, f"{access.text()} uses an index twice (a diagonal): the rules here need each index once")
-    if loops_given is not None and set(n.strip() for n in loops_given.split(",")) != set(s.loops):
-        refuse(statement, f"the loop 'for {loops_given.strip()}' must run over every index: {','.join(s.loops)}")
+def sized_by(statement, access, expression, sizes):
+    """The name an input's position `expression` (like h*sh+i) gives a length to: the one
+    name it has whose length is unknown while the others' are known; None otherwise."""
+    found = terms(expression)
+    if len(found) < 2 or any(sign != "+" for sign, _, _ in found) or any(op == "/" for op, _ in expression):
+        return None
+    unknown = [name for _, name, _ in found if name not in sizes]
+    return unknown[0] if len(unknown) == 1 else None
 
 
-# -- the rule ------------------------------------------------------------------------------
+def check_runnable(s):
+    """Refuse, at derive time, an op whose output shape or loop ranges the inputs cannot give."""
+    sized = {name for access in s.inputs for e in access.index if len(e) == 1 for _, name in e}
+    grew = True
+    while grew:
+        grew = False
+        for access in s.inputs:
+            for expression in access.index:
+                name = sized_by(s, access, expression, sized)
+                if name is not None:
+                    sized.add(name)
+                    grew = True
+    missing = [name for name in s.loops if name not in sized]
+    if missing:
+        raise DeriveError(f"cannot run {s.text!r}: the inputs do not give the range of {', '.join(missing)} "
+                          f"(an index needs a plain axis of an input, or a position like h+i whose other names "
+                          f"are known)")
+    for name in s.summed:
+        if not any(access.bare(name) is not None for access in s.inputs):
+            raise DeriveError(f"cannot run {s.text!r}: the summed index {name} is no input's plain axis, so its "
+                              f"range is unknown")
 
 
-@dataclass(frozen=True)
-class Gather:
-    """One gradient loop in gather form: grad[own] += sum_{summed} upstream * other
-    (other is None for an added array: its local derivative is 1)."""
-
-    grad: Access
-    upstream: Access
-    other: Access
-    summed: tuple
-
-    def text(self):
-        total = "" if not self.summed else f"sum_{self.summed[0]} " if len(self.summed) == 1 else f"sum_{{{','.join(self.summed)}}} "
-        product = self.upstream.text() + (f" * {self.other.text()}" if self.other is not None else "")
-        return f"{self.grad.text()} += {total}{product}"
-
-
-def solve(expression, out_names, statement, array):
-    """The position p = `expression` (say h*sh+i), solved for one of its names (an
-    output index where there is one): (name, the name's value with p written as that name),
-    e.g. ('h', (h-i)/sh)."""
-    terms, scales = [], {}
-    for op, name in expression:
-        if op == "*":
-            scales[terms[-1][1]] = name
-        else:
-            terms.append((op, name))
-    names = [n for _, n in terms]
-    solved = next((n for n in names if n in out_names), names[0])
-    sign = dict((n, op) for op, n in terms)[solved]
-    flip = {"+": "-", "-": "+"}
-    rest = [(flip[op] if sign == "+" else op, n) for op, n in terms if n != solved]
-    ordered = [("+", solved)] + rest if sign == "+" else rest[:1] + [("-", solved)] + rest[1:]
-    if ordered[0][0] != "+":
-        refuse(statement, f"{array} is read at {expression_text(expression)}: solved for {solved} it starts "
-                          f"with a minus, which the notation here cannot write")
-    result = []
-    for op, n in ordered:
-        result.append((op, n))
-        if n != solved and n in scales:
-            result.append(("*", scales[n]))
-    if solved in scales:
-        result.append(("/", scales[solved]))
-    return solved, tuple(result)
+def output_shape(op, nodes):
+    """The output's shape from the inputs' (see the module's docstring), or a ShapeError."""
+    s, scalars, sizes = op.made.derivation.statement, op.scalars, {}
+    for access, node in zip(s.inputs, nodes):
+        if len(node.shape) != len(access.index):
+            raise op.shape_error(nodes, f"{access.text()} has {len(access.index)} axes, but "
+                                        f"{access.name}={node.name!r} has {len(node.shape)}")
+        for axis, expression in enumerate(access.index):
+            if len(expression) == 1:
+                name, length = expression[0][1], node.shape[axis]
+                if name in sizes and sizes[name][0] != length:
+                    raise op.shape_error(nodes, f"index {name} runs over {sizes[name][0]} in {sizes[name][1]} "
+                                                f"but over {length} in {access.text()}")
+                sizes[name] = (length, access.text())
+    grew = True
+    while grew:
+        grew = False
+        for access, node in zip(s.inputs, nodes):
+            for axis, expression in enumerate(access.index):
+                name = sized_by(s, access, expression, sizes)
+                if name is None:
+                    continue
+                reach = sum(scalars.get(scale, 1) * (sizes[other][0] - 1)
+                            for _, other, scale in terms(expression) if other != name)
+                scale = next(scalars.get(sc, 1) for _, n, sc in terms(expression) if n == name)
+                length = (node.shape[axis] - 1 - reach) // scale + 1
+                if length < 1:
+                    raise op.shape_error(nodes, f"{access.text()}: {access.name}'s axis {axis} has "
+                                                f"{node.shape[axis]} positions, too few for one {name}")
+                sizes[name], grew = (length, access.text()), True
+    return tuple(sizes[e[0][1]][0] for e in s.out.index)
 
 
-def substitute(access, solved, statement):
-    """`access` with each solved name replaced by its value (only where it stands alone)."""
-    index = []
-    for expression in access.index:
-        hits = [n for op, n in expression if op in "+-" and n in solved]
-        if hits and len(expression) != 1:
-            refuse(statement, f"{access.text()} would read {hits[0]} inside {expression_text(expression)} after "
-                              f"solving for it, which the notation here cannot write")
-        index.append(solved[hits[0]] if hits else expression)
-    return Access(access.name, tuple(index))
+def runs(array):
+    """A 0-d array as a 1-element view (its loops index it [0]); any other as it is."""
+    return flat(array) if array.ndim == 0 else array
 
 
-def gather(s, target, upstream_name):
-    """The gather-form gradient loop of input `target` (an Access of s)."""
-    out_names = [e[0][1] for e in s.out.index]
-    upstream = Access(upstream_name, s.out.index)
-    if target is s.init:
-        own = [e[0][1] for e in target.index]
-        return Gather(Access("d" + target.name, target.index), upstream, None,
-                      tuple(n for n in out_names if n not in own))
-    other = s.b if target is s.a else s.a
-    own, solved = [], {}
-    for expression in target.index:
-        if len(expression) == 1:
-            own.append(expression[0][1])
-            continue
-        name, value = solve(expression, out_names, s.text, target.name)
-        own.append(name)
-        solved[name] = value
-    summed = tuple(n for n in s.loops if n not in own)
-    return Gather(Access("d" + target.name, bare(*own)), substitute(upstream, solved, s.text),
-                  substitute(other, solved, s.text), summed)
+class Applied(Op):
+    """The op of one node made by a derived op (each node gets its own, as with every op)."""
+
+    name = "derived"
+
+    def __init__(self, made, scalars):
+        self.made, self.scalars = made, scalars
+        self.inputs = made.derivation.inputs
+        self.pre = None  # the sum before the function (deck 003's U), kept for backward
+
+    def shape(self, *nodes):
+        return output_shape(self, nodes)
+
+    def strides(self):
+        return [self.scalars[name] for name in self.made.derivation.statement.scalars]
+
+    def forward(self, out, *nodes):
+        s = self.made.derivation.statement
+        keep = []
+        if s.function:
+            self.pre = scratch(out.shape, out.dtype)
+            keep = [self.pre]
+        loop(self.made.forward_body, out.shape, *(runs(n.value) for n in nodes), runs(out.value),
+             *map(runs, keep), *self.strides())
+
+    def backward(self, out, *nodes):
+        upstream = out.grad
+        if self.made.derivation.statement.function:
+            upstream = scratch(out.shape, out.dtype)  # dU = dY * f'(U), then the product rule with dU
+            loop(self.made.pre_body, out.shape, runs(self.pre), runs(out.grad), runs(upstream))
+        for role, node in zip(self.inputs, nodes):
+            if node.requires_grad:
+                loop(self.made.grad_bodies[role], node.shape, *(runs(n.value) for n in nodes), runs(upstream),
+                     runs(node.grad), *self.strides())
 
 
-def rule(s, target, gradient):
-    """One sentence: which rule produced `target`'s gradient loop."""
-    up = gradient.upstream.name
-    if target is s.init:
-        over = f"summed over {', '.join(gradient.summed)}, the indices {target.name} does not have" \
-            if gradient.summed else "with nothing to sum: it has every index of the output"
-        return (f"{target.name} is added to the sum, so its local derivative is 1: its gradient is {up}, {over}.")
-    other = gradient.other.name
-    sentence = (f"{target.name} is a factor of the product, so its local derivative is the other factor, {other}: "
-                f"each term of the forward loop adds {up[1:]}.grad * {other}.value into {target.name}.grad "
-                f"(deck 003's rule). Gathered over {target.name}'s own indices, the sum runs over "
-                f"{', '.join(gradient.summed) or 'nothing'}.")
-    solved = [(expression_text(e), expression_text(v)) for e, v in zip(target.index, solved_values(gradient))
-              if len(e) > 1]
-    if solved:
-        divided = any("/" in value for _, value in solved)
-        sentence += (f" {target.name} is read at {', '.join(e for e, _ in solved)}: in gather form each position is "
-                     f"the grid index, so the output's index is solved for: "
-                     f"{', '.join(v for _, v in solved)}. The gradient reads {up} there"
-                     f"{' (only where the division is exact)' if divided else ''}; positions outside an array read "
-                     f"as zero.")
-    return sentence
+class DerivedOp:
+    """A derivation's op: `source` (the generated bodies), `forward_body`,
+    `grad_bodies` ({input: body}), and `apply` to make a node."""
+
+    def __init__(self, derivation):
+        s = derivation.statement
+        check_runnable(s)
+        self.derivation = derivation
+        self.source = source_of(derivation)
+        namespace = compiled(self.source)
+        self.forward_body = namespace["forward"]
+        self.pre_body = namespace[f"grad_{s.pre}"] if s.function else None
+        self.grad_bodies = {name: namespace[f"grad_{name}"] for name in derivation.inputs}
+
+    def apply(self, nodes, named=None, name=None):
+        """A node of this op: inputs by position or by name, strides by name (sh=2)."""
+        s, named = self.derivation.statement, dict(named or {})
+        nodes = list(nodes) + [named.pop(role) for role in self.derivation.inputs[len(nodes):] if role in named]
+        extra = set(named) - set(s.scalars)
+        if extra:
+            raise TypeError(f"derived op {s.text!r} has no input or stride named {', '.join(sorted(extra))}; "
+                            f"its inputs are {', '.join(self.derivation.inputs)}"
+                            + (f" and its strides {', '.join(s.scalars)}" if s.scalars else ""))
+        for stride in s.scalars:
+            value = named.get(stride)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise DeriveError(f"derived op {s.text!r} needs the stride {stride} as a whole number >= 1 "
+                                  f"({stride}=2), got {value!r}")
+        return Applied(self, {k: named[k] for k in s.scalars}).apply(tuple(nodes), name)
 
 
-def solved_values(gradient):
-    """For each axis of the input: the expression its grid index stands for in the reads."""
-    values = []
-    for own in gradient.grad.index:
-        name = own[0][1]
-        values.append(next((e for e in gradient.upstream.index + gradient.other.index
-                            if len(e) > 1 and name in [n for _, n in e]), own))
-    return values
+class Derived(Derivation):
+    """A derivation with its op: `op` (a DerivedOp, made on first use) and calling it."""
 
-
-def copies_in(s, transposed):
-    """{copy: original} for the inputs that are transposed copies (their last two axes
-    swapped). "auto" reads loopnet's naming: WT is the copy of W (loopnet.loops.transposed)
-    when the statement has no W of its own."""
-    if not transposed:
-        return {}
-    names = {a.name for a in s.inputs} | {s.out.name}
-    if transposed == "auto":
-        return {a.name: a.name[:-1] for a in s.inputs
-                if len(a.name) > 1 and a.name.endswith("T") and len(a.index) >= 2 and a.name[:-1] not in names}
-    copies = dict(transposed)
-    for copy, original in copies.items():
-        access = next((a for a in s.inputs if a.name == copy), None)
-        if access is None or len(access.index) < 2:
-            refuse(s.text, f"{copy!r} is not an input with two or more axes, so it cannot be a transposed copy")
-        if not isinstance(original, str) or not original.isidentifier() or original in names:
-            refuse(s.text, f"the original of {copy!r} must be a new name, not {original!r}")
-    return copies
-
-
-def untransposed(s, copies):
-    """The statement with each copy read as its original: WT[m,d] -> W[d,m]."""
-    def swap(access):
-        if access is None or access.name not in copies:
-            return access
-        return Access(copies[access.name], access.index[:-2] + (access.index[-1], access.index[-2]))
-    return Statement(statement_text(s, swap), s.out, swap(s.a), swap(s.b), swap(s.init), s.summed, s.function,
-                     s.init_first)
-
-
-def statement_text(s, read=lambda access: access):
-    """The statement in the form derive reads, e.g. 'Y[n,m] = sigmoid(b[m] + sum_d X[n,d] * W[d,m])'."""
-    total = "" if not s.summed else f"sum_{s.summed[0]} " if len(s.summed) == 1 else f"sum_{{{','.join(s.summed)}}} "
-    right = f"{total}{read(s.a).text()} * {read(s.b).text()}"
-    if s.init is not None:
-        right = f"{read(s.init).text()} + {right}" if s.init_first else f"{right} + {read(s.init).text()}"
-    return f"{s.out.text()} = " + (f"{s.function}({right})" if s.function else right)
-
-
-class Derivation:
-    """The backward loops of one forward statement (see the module's docstring).
-
-    `gradients`: {input: Gather}, the gather-form loop of each of the op's inputs (copies
-    read as their originals); `copy_gradients`: the loops of the copies as declared;
-    `str(derivation)`: the whole derivation, as `python cli.py derive` prints it;
-    `derivation.op`: the runnable op whose loops these are (loopnet.derived_op)."""
-
-    def __init__(self, statement, transposed="auto"):
-        self.declared = parse(statement)
-        self.copies = copies_in(self.declared, transposed)
-        self.statement = untransposed(self.declared, self.copies)
-        s = self.statement
-        self.upstream = "d" + (s.pre if s.function else s.out.name)
-        self.gradients = {a.name: gather(s, a, self.upstream) for a in s.inputs}
-        self.copy_gradients = {a.name: gather(self.declared, a, self.upstream)
-                               for a in self.declared.inputs if a.name in self.copies}
-        self._op = None
-
-    @property
-    def inputs(self):
-        """The op's inputs, in the order the statement names them."""
-        return tuple(a.name for a in self.statement.inputs)
+    _op = None
 
     @property
     def op(self):
         """The runnable op: forward and backward loop bodies generated from this derivation."""
         if self._op is None:
-            from loopnet.derived_op import DerivedOp  # the op generator; it needs this module
             self._op = DerivedOp(self)
         return self._op
 
@@ -452,92 +317,9 @@ class Derivation:
         Inputs go by position or by name, strides by name: `d(X, W, b, sh=2, sw=2)`."""
         return self.op.apply(nodes, named, name)
 
-    def __str__(self):
-        return "\n".join(explain_lines(self))
-
-    def __repr__(self):
-        return f"derive({self.declared.text!r})"
-
-
-def slide_loops(s, target):
-    """`target`'s gradient loop in deck 003's scatter notation: (loop header, statement)."""
-    upstream = Access(s.pre if s.function else s.out.name, s.out.index).text(".grad")
-    outer = loop_header(n for e in s.out.index for _, n in e)
-    if target is s.init:
-        return outer, f"{target.text('.grad')} += {upstream}"
-    other = s.b if target is s.a else s.a
-    return loop_header(s.loops), f"{target.text('.grad')} += {upstream} * {other.text('.value')}"
-
-
-def loop_header(names):
-    """'for h,i,j', or 'once' for a loop over no index (a 0-d output)."""
-    names = list(names)
-    return "for " + ",".join(names) if names else "once"
-
-
-def paragraph(text):
-    return textwrap.fill(text, width=100, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False)
-
-
-def aligned(pairs, indent="    "):
-    width = max(len(header) for header, _ in pairs) + 1
-    return [f"{indent}{(header + ':').ljust(width)}  {body}" for header, body in pairs]
-
-
-def explain_lines(derivation):
-    """What `python cli.py derive` prints: the forward loops, then each input's gradient
-    loop in the slide's notation and in loopnet's gather form, with the rule that made it."""
-    s, declared = derivation.statement, derivation.declared
-    outer = loop_header(n for e in s.out.index for _, n in e)
-    target = Access(s.pre, s.out.index) if s.function else s.out
-    first = declared.init.text(".value") if declared.init is not None else "0"
-    forward = [(outer, f"{target.text('.value')} = {first}"),
-               (loop_header(s.loops), f"{target.text('.value')} += {declared.a.text('.value')} * "
-                                            f"{declared.b.text('.value')}")]
-    if s.function:
-        forward.append((outer, f"{s.out.text('.value')} = {s.function}({target.text('.value')})"))
-    lines = [f"forward: {statement_text(declared)}", "  as deck 003 writes it, one loop over every index:",
-             *aligned(forward), ""]
-    if s.function:
-        grid = ",".join(n for e in s.out.index for _, n in e)
-        lines += [paragraph(f"the chain through {s.function}: {s.out.name} = {s.function}({s.pre}) element by element, "
-                            f"so {s.pre}'s gradient is {s.out.name}'s times {s.function}'({s.pre}), where "
-                            f"{s.function}'(u) = {FUNCTIONS[s.function][2]}. Every loop below reads d{s.pre}."),
-                  *aligned([(outer, f"{target.text('.grad')} += {s.out.text('.grad')} * {s.function}'"
-                                    f"({target.text('.value')})")], "    slide:   "),
-                  *aligned([(outer, f"d{s.pre}[{grid}] = d{s.out.name}[{grid}] * {s.function}'({target.text()})")],
-                           "    gather:  "), ""]
-    for access in declared.inputs:
-        lines += gradient_lines(derivation, access)
-    return lines[:-1]
-
-
-def gradient_lines(derivation, access):
-    """One input's part of the derivation; a transposed copy's loop, then its original's."""
-    declared, s = derivation.declared, derivation.statement
-    original = derivation.copies.get(access.name)
-    name = original or access.name
-    gradient = derivation.gradients[name]
-    own = loop_header(e[0][1] for e in gradient.grad.index)
-    if original is None:
-        header, body = slide_loops(s, next(a for a in s.inputs if a.name == name))
-        return [paragraph(f"gradient of {name}: {rule(s, next(a for a in s.inputs if a.name == name), gradient)}"),
-                *aligned([(header, body)], "    slide:   "), *aligned([(own, gradient.text())], "    gather:  "), ""]
-    copy = derivation.copy_gradients[access.name]
-    header, body = slide_loops(declared, access)
-    back = next(a for a in s.inputs if a.name == name)
-    return [paragraph(f"gradient of {name}, read through its transposed copy {access.name} "
-                      f"({access.text()} = {back.text()}, as loopnet.loops.transposed makes it): "
-                      f"{rule(declared, access, copy)}"),
-            *aligned([(header, body)], "    slide:   "),
-            *aligned([(loop_header(e[0][1] for e in copy.grad.index), copy.text())], "    gather:  "),
-            f"  back to {name}: {back.text('.grad')} is {access.text('.grad')}, so the loop over {name}'s own "
-            f"indices is",
-            *aligned([(own, gradient.text())], "    gather:  "), ""]
-
 
 def derive(statement, transposed="auto"):
-    """The backward loops of a forward statement, by deck 003's rule (this module's docstring).
+    """The backward loops of a forward statement, by deck 003's rule (loopnet/derivation.py).
 
         d = ln.derive("Y[n,m] = b[m] + sum_d X[n,d] * W[d,m]")
         print(d)                     # each gradient loop, in the slide's notation and gather form
@@ -547,4 +329,4 @@ def derive(statement, transposed="auto"):
     `transposed`: which inputs are transposed copies (last two axes swapped) of an op's own
     input: "auto" reads loopnet's naming (WT for W), a dict names them ({"WT": "W"}), None
     takes every array as it is."""
-    return Derivation(statement, transposed)
+    return Derived(statement, transposed)

@@ -26,7 +26,8 @@ FLOORS = [
     ("backends", ["loopnet.backends", "loopnet.backends.*"]),  # run loops; know nothing of graphs
     ("engine", ["loopnet.schedule", "loopnet.graph", "loopnet.loops", "loopnet.op"]),
     ("ops", ["loopnet.ops", "loopnet.ops.*"]),  # the lectures' loops
-    ("api", ["loopnet", "loopnet.explain"]),  # `import loopnet as ln` (which re-exports explain)
+    ("api", ["loopnet", "loopnet.explain", "loopnet.derivation", "loopnet.derive"]),  # `import loopnet as ln`
+    # (which re-exports explain and derive)
     ("library", ["loopnet.tracing", "loopnet.targets", "loopnet.watch",  # teaching tools
                  "loopnet.optim", "loopnet.init", "loopnet.data", "loopnet.models", "loopnet.training",
                  "loopnet.testing", "loopnet.testing.*"]),

@@ -4,7 +4,7 @@ A thin layer over the library: each command calls functions you can also call fr
 Python. One error policy for every command (`common.OneLineErrors`): loopnet's errors
 print one line on stderr and exit 1; click's usage errors exit 2.
 
-    reading.py    trace, jacobian, ops, gradcheck: see backprop, check it
+    reading.py    trace, jacobian, ops, gradcheck, derive: see backprop, check it, derive it
     training.py   train, evaluate: the lectures' networks
     tools.py      warmup, bench
 """
@@ -26,6 +26,6 @@ def main():
     check_backend_variable()
 
 
-for command in (reading.trace, reading.jacobian, reading.ops, reading.gradcheck,
+for command in (reading.trace, reading.jacobian, reading.ops, reading.gradcheck, reading.derive,
                 training.train, training.evaluate, tools.warmup, tools.bench):
     main.add_command(command)

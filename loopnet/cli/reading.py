@@ -160,3 +160,49 @@ def gradcheck(names, examples, seed, backend):
         click.echo(f"\n{result.name}: {result.failure}", err=True)
     if failures:
         sys.exit(1)
+
+
+@click.command()
+@click.argument("statement")
+@click.option("--source", is_flag=True,
+              help="Also print the generated loop bodies: plain Python that ln.derive runs as an op.")
+@click.option("--transposed", "copies", multiple=True, metavar="COPY=ORIGINAL",
+              help="COPY is ORIGINAL with its last two axes swapped (repeatable). Default: loopnet's naming, "
+                   "where WT is the transposed copy of W.")
+@click.option("--as-written", is_flag=True, help="Read every array as it is: no transposed copies.")
+def derive(statement, source, copies, as_written):
+    """Derive the backward loops of a forward STATEMENT by deck 003's rule.
+
+    For each input, prints the gradient loop in the slide's notation (the forward loop
+    with that input's element and the output's gradient swapped in) and in loopnet's
+    gather form (a loop over the input's own indices, summing over the ones it does not
+    have), with the rule that produced it. Quote the statement:
+
+    \b
+      derive "U[h,i,j] += A[h,i,k] * B[h,j,k]"
+      derive "Y[n,m] = b[m] + sum_d X[n,d] * WT[m,d]"
+      derive "O[n,co,h,w] = b[co] + sum_{c,i,j} X[n,c,h+i,w+j] * W[co,c,i,j]"
+      derive "Y[h,i,j] = sigmoid(sum_k A[h,i,k] * B[h,j,k])"
+
+    \b
+    The forms: a product of two arrays, summed over the indices the output lacks (sum_k,
+    or a += loop as the slide writes it); input positions h+i, h-i and h*sh+i (strides
+    are named scalars); an added array (a bias); one function around it all: sigmoid
+    (or sigma), tanh, relu, exp, log or square. In Python: ln.derive(STATEMENT).
+    """
+    from loopnet.derive import derive as derive_loops
+
+    if as_written and copies:
+        fail("--as-written reads every array as it is, and --transposed names copies; give one of them")
+    transposed = None if as_written else "auto"
+    if copies:
+        pairs = [copy.split("=", 1) for copy in copies]
+        if any(len(pair) != 2 or not all(p.strip() for p in pair) for pair in pairs):
+            fail(f"--transposed takes COPY=ORIGINAL, such as WT=W; got {copies[0]!r}")
+        transposed = {copy.strip(): original.strip() for copy, original in pairs}
+    derivation = derive_loops(statement, transposed)
+    generated = derivation.op.source if source else None  # a statement that cannot run fails before any output
+    click.echo(str(derivation))
+    if generated:
+        click.echo("\nthe generated loop bodies (ln.derive(...).op.source):\n")
+        click.echo(generated, nl=False)
