@@ -207,6 +207,11 @@ def parse(statement):
     a = Access(product.group(1), indices(product.group(2), statement))
     b = Access(product.group(3), indices(product.group(4), statement))
     init = Access(init[0], indices(init[1], statement)) if init else None
+    constants = [n for access in (out, a, b, init) if access is not None for e in access.index for _, n in e
+                 if not n.isidentifier()]
+    if constants:
+        refuse(statement, f"a constant ({constants[0]}) is not part of the notation: offsets are indices (h+i), "
+                          f"scales named strides (h*sh)")
     out_names = plain_names(out, statement, "the output")
     right_names = list(dict.fromkeys(a.names() + b.names()))
     if summed_text is not None:
