@@ -76,6 +76,27 @@ def test_a_breakpoint_in_the_affine_backward_loop_stops_under_trace_mlp():
     assert "affine.py" in out and "affine_grad_W()" in out and "\n(Pdb) (0, 0)\n" in out
 
 
+def test_the_pdb_session_of_tutorial_20_stops_inside_a_generated_backward_loop():
+    tutorial = open(os.path.join(ROOT, "tutorials", "20_deriving_backward_loops.py")).read()
+    commands = [line.split("(Pdb) ", 1)[1] for line in tutorial.split('"""')[1].splitlines() if "(Pdb) " in line]
+    line = int(commands[0].split()[1])
+    assert "ln.backward(loss)" in tutorial.splitlines()[line - 1]  # the line the session breaks on
+    out = pdb_session(["tutorials/20_deriving_backward_loops.py"], commands + ["q"])
+    assert "grad_X()" in out and "if l - i * dl >= 0 and l - i * dl < dY.shape[2]:" in out
+    assert "\n(Pdb) (4, 2, 0)\n" in out
+    printed = re.search(r"\(Pdb\) np\.float64\((-?[0-9.e-]+)\)", out)
+    last = re.search(r"dx\[0, 0, :5\] = \[([^\]]*)\]", runpy_output("20_deriving_backward_loops.py"))
+    assert printed and last and round(float(printed.group(1)), 4) == float(last.group(1).split()[4])
+
+
+def runpy_output(name):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, os.path.join("tutorials", name)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120).stdout
+
+
 SLIDES_INDEX = open(os.path.join(ROOT, "docs", "slides.md")).read()
 STATUSES = ("reproduced", "partly", "not yet", "out of scope")
 
