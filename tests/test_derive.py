@@ -53,6 +53,19 @@ def test_deck_003_higher_order_loops_come_out_as_the_slide_writes_them():
                                  "B": "dB[h,j,k] += sum_i dU[h,i,j] * A[h,i,k]"}
 
 
+def test_deck_003_matrix_vector_backward_is_derived_as_the_slide_writes_it():
+    text = str(derive("for i,j: u.value[i] += A.value[i,j] * x.value[j]"))
+    assert "for i,j:  A.grad[i,j] += u.grad[i] * x.value[j]" in text
+    assert "for i,j:  x.grad[j] += u.grad[i] * A.value[i,j]" in text
+    assert gathers("u[i] += A[i,j] * x[j]") == {"A": "dA[i,j] += du[i] * x[j]", "x": "dx[j] += sum_i du[i] * A[i,j]"}
+
+
+def test_the_readme_quotes_what_derive_prints():
+    readme = open(__import__("pathlib").Path(__file__).parents[1] / "README.md").read()
+    quoted = readme.split("with the rule that made it:\n\n```\n", 1)[1].split("```", 1)[0]
+    assert quoted in str(derive(DECK_003)) + "\n"
+
+
 def test_the_slides_spelling_with_value_and_its_loop_header_reads_the_same():
     spelled = "for h,i,j,k: U.value[h,i,j] += A.value[h,i,k] * B.value[h,j,k]"
     assert gathers(spelled) == gathers(DECK_003)

@@ -128,6 +128,10 @@ def test_the_slides_index_names_only_files_tests_and_commands_that_exist():
                 assert os.path.exists(os.path.join(ROOT, path)), (deck, slide, path)
                 if test:
                     assert re.search(rf"^def {re.escape(test)}\(", open(os.path.join(ROOT, path)).read(), re.M), item
+            elif item.startswith("python cli.py derive "):
+                from loopnet.derive import derive
+
+                assert derive(item.split(" ", 3)[3].strip('"')).gradients, item
             elif item.startswith("python cli.py "):
                 command, name = item.split()[2:4]
                 assert name in (targets.TARGETS if command == "trace" else models.MODELS if command == "train"
