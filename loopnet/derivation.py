@@ -45,7 +45,7 @@ import textwrap
 from dataclasses import dataclass
 
 from loopnet.errors import LoopnetError
-from loopnet.schedule import ScheduleError, _index as read_index
+from loopnet.schedule import ScheduleError, read_index
 
 
 class DeriveError(LoopnetError, ValueError):
@@ -97,6 +97,13 @@ def expression_text(expression):
     return f"({text})/{divisor[0]}" if divisor else text
 
 
+def sum_text(names):
+    """'sum_k ', 'sum_{c,i,j} ', or '' for no summed index."""
+    if not names:
+        return ""
+    return f"sum_{names[0]} " if len(names) == 1 else f"sum_{{{','.join(names)}}} "
+
+
 def bare(*names):
     return tuple((("+", name),) for name in names)
 
@@ -128,7 +135,7 @@ class Statement:
     @property
     def pre(self):
         """The name of the sum before the function (deck 003's U), when there is a function."""
-        taken = {self.out.name, *(a.name for a in self.inputs)}
+        taken = {self.out.name, *(a.name for a in self.inputs), *self.loops}
         return next(name for name in ("U", "Z", f"{self.out.name}_pre") if name not in taken)
 
     @property
@@ -155,8 +162,9 @@ def refuse(statement, reason):
 def indices(text, statement):
     try:
         return read_index(text, statement) if text.strip() else ()
-    except ScheduleError as err:
-        refuse(statement, str(err).split(" in ", 1)[0].replace("cannot read", "cannot read"))
+    except ScheduleError as err:  # its message names the statement; refuse names it once
+        head, _, tail = str(err).partition(f" in {statement!r}")
+        refuse(statement, head + tail)
 
 
 def plain_names(access, statement, what):
@@ -219,8 +227,9 @@ def parse(statement):
     else:
         summed = tuple(n for n in right_names if n not in out_names)
         if summed and assign == "=":
-            refuse(statement, f"{', '.join(summed)} {'appears' if len(summed) == 1 else 'appear'} only on the right: write sum_{summed[0] if len(summed) == 1 else '{' + ','.join(summed) + '}'} "
-                              f"before the product, or += for the slide's loop over every index")
+            verb = "appears" if len(summed) == 1 else "appear"
+            refuse(statement, f"{', '.join(summed)} {verb} only on the right: write {sum_text(summed)}before the "
+                              f"product, or += for the slide's loop over every index")
         if summed and init is not None:
             refuse(statement, f"in a += loop over {', '.join(summed)} the added {init.name} would be added once per "
                               f"{summed[0]}; write {out.text()} = {init.text()} + sum_... instead")
@@ -250,6 +259,12 @@ def check(s, out_names, loops_given):
         refuse(statement, f"{', '.join(sorted(unused))} is not used by {s.a.name} or {s.b.name}")
     if s.init is not None and not set(plain_names(s.init, statement, "the added array")) <= set(out_names):
         refuse(statement, f"the added {s.init.text()} must be indexed by some of the output's indices")
+    grads = {"d" + n for n in names + ([s.pre] if s.function else [])}
+    if grads & set(names):
+        refuse(statement, f"{', '.join(sorted(grads & set(names)))} would name both an array and a gradient "
+                          f"(the gradient of x is dx); rename it")
+    if set(s.loops) & set(names):
+        refuse(statement, f"{', '.join(sorted(set(s.loops) & set(names)))} names both an index and an array")
     clash = (set(names) | set(s.loops) | set(s.scalars)) & (RESERVED | set(keyword.kwlist))
     if clash:
         refuse(statement, f"{', '.join(sorted(clash))} is a name the generated loops use; rename it")
@@ -279,7 +294,7 @@ class Gather:
     summed: tuple
 
     def text(self):
-        total = "" if not self.summed else f"sum_{self.summed[0]} " if len(self.summed) == 1 else f"sum_{{{','.join(self.summed)}}} "
+        total = sum_text(self.summed)
         product = self.upstream.text() + (f" * {self.other.text()}" if self.other is not None else "")
         return f"{self.grad.text()} += {total}{product}"
 
@@ -413,8 +428,7 @@ def untransposed(s, copies):
 
 def statement_text(s, read=lambda access: access):
     """The statement in the form derive reads, e.g. 'Y[n,m] = sigmoid(b[m] + sum_d X[n,d] * W[d,m])'."""
-    total = "" if not s.summed else f"sum_{s.summed[0]} " if len(s.summed) == 1 else f"sum_{{{','.join(s.summed)}}} "
-    right = f"{total}{read(s.a).text()} * {read(s.b).text()}"
+    right = f"{sum_text(s.summed)}{read(s.a).text()} * {read(s.b).text()}"
     if s.init is not None:
         right = f"{read(s.init).text()} + {right}" if s.init_first else f"{right} + {read(s.init).text()}"
     return f"{s.out.text()} = " + (f"{s.function}({right})" if s.function else right)

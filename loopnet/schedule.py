@@ -150,7 +150,7 @@ _TERM = re.compile(r"\s*([+-]?)\s*(\w+)\s*(?:\*\s*(\w+)\s*)?")  # [+-] name [* s
 _DIVIDED = re.compile(r"\s*\((.*)\)\s*/\s*(\w+)\s*$")  # (terms) / divisor
 
 
-def _index(text, spec):
+def read_index(text, spec):
     """'n, h*sh+i, (h-i)/sh' -> ((('+','n'),), (('+','h'),('*','sh'),('+','i')), (('+','h'),('-','i'),('/','sh')))."""
     index = []
     for part in text.split(","):
@@ -178,8 +178,8 @@ def parse(spec):
         raise ScheduleError(f"cannot read the contraction {spec!r}; the form is "
                             f"OUT[i,j] = [INIT[j] +] sum_k A[i,k] * B[j,k] (see loopnet.schedule)")
     out, out_text, op, init, init_text, summed_text, a, a_text, b, b_text = match.groups()
-    out_index, a_index, b_index = _index(out_text, spec), _index(a_text, spec), _index(b_text, spec)
-    init_index = _index(init_text, spec) if init else ()
+    out_index, a_index, b_index = read_index(out_text, spec), read_index(a_text, spec), read_index(b_text, spec)
+    init_index = read_index(init_text, spec) if init else ()
     summed = tuple(name.strip() for name in summed_text.strip("{}").split(","))
     if any(len(e) != 1 or e[0][0] != "+" for e in out_index + init_index):
         raise ScheduleError(f"in {spec!r} OUT and INIT are indexed by plain names")
