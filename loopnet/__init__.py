@@ -8,6 +8,7 @@
 
 from loopnet.backends import default_backend, use
 from loopnet.derive import derive
+from loopnet.view import show
 from loopnet.explain import explain, jacobian
 from loopnet.graph import (
     Input, Node, Parameter, backward, forward, fresh_names, set_dtype, topological_order,
@@ -42,6 +43,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Input", "Parameter", "Node", "forward", "backward", "use", "topological_order", "fresh_names",
-    "set_dtype", "default_backend", "explain", "jacobian", "derive",
+    "set_dtype", "default_backend", "explain", "jacobian", "derive", "show",
     "OPS", *sorted(OPS),
 ]

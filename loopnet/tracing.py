@@ -21,6 +21,7 @@ class NodeRecord:
     dtype: str  # float64, float32, or int64 for labels and ids
     value: np.ndarray
     grad: object  # np.ndarray, or None for a node without a gradient
+    details: dict = None  # roles, doc, loops, explain: what the graph page shows (loopnet.view.details)
 
     def as_json(self):
         return {
@@ -31,11 +32,14 @@ class NodeRecord:
             "dtype": self.dtype,
             "value": self.value.tolist(),  # Python floats: json writes them with full precision
             "grad": None if self.grad is None else self.grad.tolist(),
+            **(self.details or {}),
         }
 
 
-def trace(node, check_finite=False):
-    """Run forward and backward once; return a NodeRecord per node, `node` last."""
+def trace(node, check_finite=False, details=False):
+    """Run forward and backward once; return a NodeRecord per node, `node` last. With
+    `details`, each record also holds what the graph page shows: the op's input roles, math
+    and loop source, and each gradient element's explain terms (loopnet.view.details)."""
     forward(node, check_finite=check_finite)
     if node.requires_grad:
         backward(node, check_finite=check_finite)
@@ -43,9 +47,17 @@ def trace(node, check_finite=False):
         NodeRecord(
             n.name, n.op_name, [p.name for p in n.inputs], n.shape, n.dtype.name,
             np.array(n.value), None if n.grad is None else np.array(n.grad),
+            _details(n) if details else None,
         )
         for n in topological_order(node)
     ]
+
+
+def _details(node):
+    from loopnet.view import details
+
+    return {"roles": details.roles(node), "doc": details.op_doc(node), "loops": details.loops(node),
+            "explain": details.explanations(node)}
 
 
 def to_json(records):

@@ -54,7 +54,8 @@ def test_trace_json_round_trips_the_library_numbers(target):
     assert [n["name"] for n in nodes] == [n.name for n in order]
     assert nodes[-1]["name"] == loss.name
     for record, node in zip(nodes, order):
-        assert set(record) == {"name", "op", "inputs", "shape", "dtype", "value", "grad"}
+        assert set(record) == {"name", "op", "inputs", "shape", "dtype", "value", "grad",  # the contract's keys
+                               "roles", "doc", "loops", "explain"}  # and what the graph page shows
         assert record["op"] == node.op_name and record["inputs"] == [p.name for p in node.inputs]
         assert tuple(record["shape"]) == node.shape
         np.testing.assert_array_equal(np.array(record["value"]), node.value)  # exact: full precision

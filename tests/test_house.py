@@ -26,9 +26,9 @@ FLOORS = [
     ("backends", ["loopnet.backends", "loopnet.backends.*"]),  # run loops; know nothing of graphs
     ("engine", ["loopnet.schedule", "loopnet.graph", "loopnet.loops", "loopnet.op"]),
     ("ops", ["loopnet.ops", "loopnet.ops.*"]),  # the lectures' loops
-    ("api", ["loopnet", "loopnet.explain", "loopnet.derivation", "loopnet.derive"]),  # `import loopnet as ln`
-    # (which re-exports explain and derive)
-    ("library", ["loopnet.tracing", "loopnet.targets", "loopnet.watch",  # teaching tools
+    ("api", ["loopnet", "loopnet.explain", "loopnet.derivation", "loopnet.derive",  # `import loopnet as ln`
+             "loopnet.tracing", "loopnet.view", "loopnet.view.*"]),  # (which re-exports explain, derive, show)
+    ("library", ["loopnet.targets", "loopnet.watch",  # teaching tools
                  "loopnet.optim", "loopnet.init", "loopnet.data", "loopnet.models", "loopnet.training",
                  "loopnet.testing", "loopnet.testing.*"]),
     ("tools", ["loopnet.tools", "loopnet.tools.*", "loopnet.cli", "loopnet.cli.*"]),

@@ -44,9 +44,12 @@ BACKEND_HELP = ("Which backend runs the loops. Default: $LOOPNET_BACKEND, else p
 
 @click.command(help=_target_help())
 @click.argument("target")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "dot"]), default=None,
-              help="text (the default): an aligned table; json: {\"nodes\": [...]} with full-precision numbers; "
-                   "dot: a Graphviz picture of the graph (render it with Graphviz: `dot -Tpng -o graph.png`).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "html", "svg", "dot"]), default=None,
+              help="text (the default): an aligned table; json: {\"nodes\": [...]} with full-precision numbers "
+                   "and each op's math, loops and explain terms; html: a self-contained page to open in a browser "
+                   "(click a node, play backward); svg: the graph picture alone; dot: Graphviz's DOT language.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the report to this file instead of printing it (say graph.html).")
 @backend_option(BACKEND_HELP)
 @click.option("--dtype", type=click.Choice(DTYPES), default=None,
               help="Convert every float leaf to this dtype first (default: as the target built them).")
@@ -55,13 +58,15 @@ BACKEND_HELP = ("Which backend runs the loops. Default: $LOOPNET_BACKEND, else p
               help="List every term backprop added into one gradient element, e.g. 'W1[0,1]' (Python backend).")
 @click.option("--counts", is_flag=True,
               help="Count each node's scalar arithmetic and array reads/writes, forward and backward (Python backend).")
-def trace(target, fmt, backend, dtype, check_finite, element, counts):
+def trace(target, fmt, output, backend, dtype, check_finite, element, counts):
     _check_one_report(fmt, element, counts)
     fmt = fmt or "text"
     import loopnet as ln
     from loopnet.explain import explain, find_node, parse_element
     from loopnet.targets import build_target
     from loopnet.tracing import counts_table, to_dot, to_json, to_text, trace as run_trace
+    from loopnet.view.layout import svg
+    from loopnet.view.page import page
 
     select_backend(backend, "python")
     node = build_target(target)
@@ -72,14 +77,29 @@ def trace(target, fmt, backend, dtype, check_finite, element, counts):
 
         with watch(check_ownership=False) as watcher:
             records = run_trace(node, check_finite=check_finite)
-        click.echo(counts_table(records, watcher.table()))
+        _report(counts_table(records, watcher.table()), output)
         return
-    records = run_trace(node, check_finite=check_finite)
+    records = run_trace(node, check_finite=check_finite, details=fmt in ("json", "html", "svg"))
     if element:
         name, index = parse_element(element)
-        click.echo(str(explain(find_node(node, name), index)))
+        _report(str(explain(find_node(node, name), index)), output)
         return
-    click.echo({"json": to_json, "dot": to_dot, "text": to_text}[fmt](records))
+    title = f"loopnet trace {target}"
+    _report({"json": to_json, "dot": to_dot, "text": to_text, "svg": lambda r: svg(r, [d.details["roles"] for d in r]),
+             "html": lambda r: page(r, title)}[fmt](records), output)
+
+
+def _report(text, output):
+    """Print the report, or write it to --output (and say where on stderr)."""
+    if output is None:
+        click.echo(text)
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as out:
+            out.write(text + "\n")
+    except OSError as err:
+        fail(f"cannot write {output!r}: {err.strerror or err}")
+    click.echo(f"wrote {output} ({len(text.encode()) // 1024 or 1} KiB)", err=True)
 
 
 @click.command()
