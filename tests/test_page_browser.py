@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from loopnet.cli import main
+from loopnet.targets import TARGETS
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -70,7 +71,7 @@ def flat(array):
     return [x for item in array for x in flat(item)] if isinstance(array, list) else [array]
 
 
-@pytest.mark.parametrize("target", ["mlp", "attention"])
+@pytest.mark.parametrize("target", sorted(TARGETS))
 def test_every_node_is_drawn_with_no_console_errors_and_no_network(browser, tmp_path, target):
     path, nodes = write_page(tmp_path, target)
     load(browser, path)
@@ -151,7 +152,8 @@ def build():
     x = ln.Input(rng.standard_normal((12, 10)), name="x")
     W = ln.Parameter(rng.standard_normal((10, 10)), name="W")
     layer = ln.derive("Y[n,m] = tanh(sum_d X[n,d] * W[d,m])")
-    return ln.mean(ln.square(layer(x, W, name="layer")))
+    cube = ln.reshape(layer(x, W, name="layer"), (3, 4, 10), name="cube")
+    return ln.mean(ln.square(cube))
 '''
 
 
@@ -163,3 +165,10 @@ def test_a_users_model_file_with_large_arrays_draws_heatmaps(browser, tmp_path):
     panel = open_node(browser, [n["name"] for n in nodes].index("layer"))
     assert len(panel.find_elements("css selector", "canvas.heatmap")) == 2  # 120 values and grads: too many to list
     assert "forward loop: forward" in panel.text and not severe(browser)
+    panel = open_node(browser, [n["name"] for n in nodes].index("cube"))  # rank 3: one slice at a time
+    choose = panel.find_element("css selector", "select.slice")
+    assert [o.text for o in choose.find_elements("tag name", "option")] == ["[0, :, :]", "[1, :, :]", "[2, :, :]"]
+    legend = panel.find_element("css selector", ".legend").text
+    choose.find_elements("tag name", "option")[2].click()
+    assert panel.find_element("css selector", ".legend").text.startswith("40 of 120 values")
+    assert panel.find_element("css selector", ".legend").text != legend and not severe(browser)

@@ -66,28 +66,41 @@ function numbers(node, which) {
 }
 
 function heatmap(node, which) {
-  // a 2-D slice (the last two axes; higher ranks at leading index 0) as coloured cells:
-  // blue negative, red positive, white zero, scaled by the largest magnitude
+  // a 2-D slice as coloured cells: blue negative, red positive, white zero, scaled by the
+  // slice's largest magnitude. A matrix is its own slice; a higher rank picks one leading
+  // index (the select), a vector is one row.
   const flat = flatten(node[which]).map(Number);
   const shape = node.shape.length >= 2 ? node.shape.slice(-2) : [1, flat.length];
   const [rows, columns] = shape;
+  const leading = node.shape.slice(0, -2);
+  const box = element("div", { class: "heatmap-box" });
+  const legend = element("p", { class: "legend" });
   const cell = Math.max(2, Math.min(12, Math.floor(360 / columns)));
   const canvas = element("canvas", { width: columns * cell, height: rows * cell, class: "heatmap " + which });
-  const context = canvas.getContext("2d");
-  const top = Math.max(...flat.slice(0, rows * columns).map(Math.abs)) || 1;
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < columns; c++) {
-      const v = flat[r * columns + c] / top;
+  function draw(slice) {
+    const values = flat.slice(slice * rows * columns, (slice + 1) * rows * columns);
+    const top = Math.max(...values.map(Math.abs)) || 1;
+    const context = canvas.getContext("2d");
+    values.forEach((value, k) => {
+      const v = value / top;
       const fade = Math.round(255 * (1 - Math.min(1, Math.abs(v))));
       context.fillStyle = v >= 0 ? `rgb(255,${fade},${fade})` : `rgb(${fade},${fade},255)`;
-      context.fillRect(c * cell, r * cell, cell, cell);
-    }
+      context.fillRect((k % columns) * cell, Math.floor(k / columns) * cell, cell, cell);
+    });
+    legend.textContent = `${values.length} of ${flat.length} values, |x| up to ${number(top)}: red positive, blue negative`;
   }
-  const box = element("div");
-  const lead = node.shape.length > 2 ? ` (slice [${node.shape.slice(0, -2).map(() => 0).join(",")}, :, :])` : "";
-  box.appendChild(element("p", { class: "legend" },
-    `${flat.length} values, |x| up to ${number(top)}: red positive, blue negative${lead}`));
+  box.appendChild(legend);
+  if (leading.length) {
+    const count = leading.reduce((a, b) => a * b, 1);
+    const choose = element("select", { class: "slice", "aria-label": "which slice" });
+    for (let k = 0; k < count; k++) {
+      choose.appendChild(element("option", { value: k }, `[${indexOf(k, leading).join(",")}, :, :]`));
+    }
+    choose.addEventListener("change", () => draw(Number(choose.value)));
+    box.appendChild(choose);
+  }
   box.appendChild(canvas);
+  draw(0);
   return box;
 }
 
