@@ -127,3 +127,26 @@ def test_the_readme_picture_is_what_svg_draws_today():
     committed = open(os.path.join(ROOT, "docs", "least-squares.svg")).read()
     assert committed == run("trace", "least-squares", "--format", "svg").stdout, \
         "regenerate it: python cli.py trace least-squares --format svg --output docs/least-squares.svg"
+
+
+MODEL = """
+import numpy as np
+import loopnet as ln
+
+def build():
+    x = ln.Input(np.arange(6.0).reshape(2, 3), name="x")
+    W = ln.Parameter(np.ones((3, 2)), name="W")
+    layer = ln.derive("Y[n,m] = sigmoid(sum_d X[n,d] * W[d,m])")
+    return ln.sum(layer(x, W, name="layer"))
+"""
+
+
+def test_a_users_model_file_draws_as_svg_and_html(tmp_path):
+    model = tmp_path / "model.py"
+    model.write_text(MODEL)
+    root = ET.fromstring(run("trace", str(model), "--format", "svg").stdout)
+    assert [g.get("aria-label").split(":")[0] for g in root.iter(f"{SVG}g") if "node" in g.get("class", "")] == \
+        ["x", "W", "layer", "sum_1"]
+    nodes = embedded(run("trace", str(model), "--format", "html").stdout)["nodes"]
+    assert nodes[2]["roles"] == ["X", "W"] and nodes[2]["loops"][0]["name"] == "forward"
+    assert "scalar.sigmoid" in nodes[2]["loops"][0]["source"]  # the generated body, shown like any op's

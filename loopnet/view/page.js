@@ -125,7 +125,7 @@ function select(index) {
   document.getElementById("node-" + index).classList.add("selected");
 }
 
-function open(index) {
+function openNode(index) {
   const node = nodes[index];
   select(index);
   panel.replaceChildren();
@@ -208,11 +208,11 @@ function play() {
 
 document.querySelectorAll(".node").forEach((g) => {
   const index = Number(g.dataset.index);
-  g.addEventListener("click", () => open(index));
+  g.addEventListener("click", () => openNode(index));
   g.addEventListener("keydown", (event) => {
     if (event.key === "Enter" || event.key === " ") {
       event.preventDefault();
-      open(index);
+      openNode(index);
     }
   });
 });
