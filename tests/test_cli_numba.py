@@ -82,6 +82,7 @@ def test_digits_epoch_benchmark_trains_as_its_numpy_reference(backend):
 
 def test_bench_command_prints_the_table(monkeypatch):
     calls = {}
-    monkeypatch.setattr(bench, "run", lambda quick, threads, out: calls.update(quick=quick, threads=threads))
+    monkeypatch.setattr(bench, "run", lambda quick, threads, out: (calls.update(quick=quick, threads=threads),
+                                                                   [], {}, 5)[1:])
     assert run("bench", "--quick", "--threads", "1").exit_code == 0
     assert calls == {"quick": True, "threads": 1}

@@ -1,6 +1,7 @@
 """The tool commands: warmup (compile every kernel ahead) and bench (speed against NumPy
 and PyTorch)."""
 
+import os
 import sys
 
 import click
@@ -58,7 +59,11 @@ def warmup(dtypes, jobs):
 @click.command()
 @click.option("--quick", is_flag=True, help="Fewer sizes and repeats (about a minute).")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Threads for every contender (default: all cores).")
-def bench(quick, threads):
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Also save the rows, with the machine (cores, CPU, versions), to this file.")
+@click.option("--compare", "compare_path", type=click.Path(dir_okay=False), default=None,
+              help="Print each row's time against a run saved with --json (benchmarks/baseline.json is main's).")
+def bench(quick, threads, json_path, compare_path):
     """Time loopnet's Numba loops against NumPy and PyTorch CPU, in one run.
 
     Prints medians and ratios to a reference measured in the same process: matmul
@@ -69,10 +74,28 @@ def bench(quick, threads):
     and 256 against Numba; without one, a note says why they are skipped.
     """
     import loopnet as ln
+    from loopnet.tools import bench_record
     from loopnet.tools.bench import run
     from loopnet.tools.bench_cuda import cuda_rows
 
+    saved = None
+    if compare_path:
+        try:
+            saved = bench_record.load(compare_path)  # a bad file fails before minutes of timing
+        except bench_record.RecordError as err:
+            fail(str(err))
+    if json_path and not os.access(os.path.dirname(os.path.abspath(json_path)), os.W_OK):
+        fail(f"cannot write {json_path!r}: its directory is missing or not writable")
     ln.use("numba")
-    run(quick=quick, threads=threads, out=click.echo)
+    rows, machine, repeats = run(quick=quick, threads=threads, out=click.echo)
+    if saved is not None:
+        click.echo("")
+        bench_record.compare(rows, saved, out=click.echo)
+    if json_path:
+        try:
+            bench_record.save(json_path, bench_record.record(rows, machine, quick, repeats))
+        except OSError as err:
+            fail(f"cannot write {json_path!r}: {err.strerror or err}")
+        click.echo(f"saved the CPU rows to {json_path}", err=True)
     click.echo("")
     cuda_rows(out=click.echo, repeats=5 if quick else 21)

@@ -274,7 +274,7 @@ def print_rows(rows, out=print):
 
 
 def run(quick=False, threads=None, out=print):
-    """Every CPU row, printed with a header; returns the rows."""
+    """Every CPU row, printed with a header; returns the rows, the machine and the repeats."""
     threads = threads or os.cpu_count()
     import numba
 
@@ -296,4 +296,6 @@ def run(quick=False, threads=None, out=print):
     out(f"{'benchmark':<36} {'contender':<15} {'median':>10} {'vs ref':>8}  notes")
     print_rows(rows, out)
     out("vs ref: reference time / contender time (>1 is faster than the reference, the first row of each group)")
-    return rows
+    from loopnet.tools.bench_record import machine
+
+    return rows, machine(numba.get_num_threads(), torch), repeats
