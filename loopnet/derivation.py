@@ -42,6 +42,7 @@ refused with one line saying why.
 import keyword
 import re
 import textwrap
+import unicodedata
 from dataclasses import dataclass
 
 from loopnet.errors import LoopnetError
@@ -205,6 +206,7 @@ def parse(statement):
     """Read a forward statement into a Statement, or refuse it with one line."""
     if not isinstance(statement, str) or not statement.strip():
         raise DeriveError(f"derive needs a statement such as 'U[h,i,j] += A[h,i,k] * B[h,j,k]'; the form is {FORM}")
+    statement = " ".join(unicodedata.normalize("NFKC", statement).split())  # one line; ﬁ is fi, as Python reads it
     text = re.sub(r"\.value\b", "", statement)
     left = _LEFT.match(text)
     if not left:
@@ -215,15 +217,20 @@ def parse(statement):
     a = Access(product.group(1), indices(product.group(2), statement))
     b = Access(product.group(3), indices(product.group(4), statement))
     init = Access(init[0], indices(init[1], statement)) if init else None
-    constants = [n for access in (out, a, b, init) if access is not None for e in access.index for _, n in e
-                 if not n.isidentifier()]
-    if constants:
-        refuse(statement, f"a constant ({constants[0]}) is not part of the notation: offsets are indices (h+i), "
+    odd = [n for access in (out, a, b, init) if access is not None for e in access.index for _, n in e
+           if not n.isidentifier()] + [access.name for access in (out, a, b, init)
+                                       if access is not None and not access.name.isidentifier()]
+    if odd and odd[0][:1].isdigit():
+        refuse(statement, f"a constant ({odd[0]}) is not part of the notation: offsets are indices (h+i), "
                           f"scales named strides (h*sh)")
+    if odd:
+        refuse(statement, f"{odd[0]!r} is not a name Python accepts (letters, digits and _, not first a digit)")
     out_names = plain_names(out, statement, "the output")
     right_names = list(dict.fromkeys(a.names() + b.names()))
     if summed_text is not None:
         summed = tuple(n.strip() for n in summed_text.strip("{}").split(","))
+        if not all(summed):
+            refuse(statement, f"sum_{summed_text} must name each summed index, as sum_k or sum_{{c,i,j}}")
     else:
         summed = tuple(n for n in right_names if n not in out_names)
         if summed and assign == "=":
@@ -265,6 +272,10 @@ def check(s, out_names, loops_given):
                           f"(the gradient of x is dx); rename it")
     if set(s.loops) & set(names):
         refuse(statement, f"{', '.join(sorted(set(s.loops) & set(names)))} names both an index and an array")
+    taken = (grads | set(names)) & (set(s.loops) | set(s.scalars))
+    if taken:
+        refuse(statement, f"{', '.join(sorted(taken))} names both an index or stride and an array or gradient; "
+                          f"rename it")
     clash = (set(names) | set(s.loops) | set(s.scalars)) & (RESERVED | set(keyword.kwlist))
     if clash:
         refuse(statement, f"{', '.join(sorted(clash))} is a name the generated loops use; rename it")
@@ -398,14 +409,14 @@ def solved_values(gradient):
 
 def copies_in(s, transposed):
     """{copy: original} for the inputs that are transposed copies (their last two axes
-    swapped). "auto" reads loopnet's naming: WT is the copy of W (loopnet.loops.transposed)
-    when the statement has no W of its own."""
+    swapped). "auto" reads loopnet's naming: WT (one capital letter and T, or dYT) is the copy
+    of W (loopnet.loops.transposed) when the statement has no W of its own."""
     if not transposed:
         return {}
     names = {a.name for a in s.inputs} | {s.out.name}
-    if transposed == "auto":
+    if transposed == "auto":  # loopnet's names only: WT, BT, XT (and dYT): one capital, then T
         return {a.name: a.name[:-1] for a in s.inputs
-                if len(a.name) > 1 and a.name.endswith("T") and len(a.index) >= 2 and a.name[:-1] not in names}
+                if re.fullmatch(r"d?[A-Z]T", a.name) and len(a.index) >= 2 and a.name[:-1] not in names}
     copies = dict(transposed)
     for copy, original in copies.items():
         access = next((a for a in s.inputs if a.name == copy), None)
@@ -447,6 +458,8 @@ class Derivation:
         self.copies = copies_in(self.declared, transposed)
         self.statement = untransposed(self.declared, self.copies)
         s = self.statement
+        if self.copies:  # the originals' names must be as good as the copies'
+            check(s, [e[0][1] for e in s.out.index], None)
         self.upstream = "d" + (s.pre if s.function else s.out.name)
         self.gradients = {a.name: gather(s, a, self.upstream) for a in s.inputs}
         self.copy_gradients = {a.name: gather(self.declared, a, self.upstream)

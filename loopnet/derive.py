@@ -31,6 +31,7 @@ axis takes that axis's length; one read only at h*sh+i takes the positions that 
 
 import itertools
 import linecache
+import operator
 
 from loopnet.derivation import FUNCTIONS, DeriveError, Derivation
 from loopnet.loops import flat, loop, scratch
@@ -110,7 +111,7 @@ def forward_source(s, names, scalars):
     lines = [f"def forward({', '.join(args)}):", "    acc = scalar.zero64()  # a sum accumulates in float64"]
     summing(lines, s, s.summed, product, guards)
     at = f"[{', '.join(grid) or '0'}]"
-    added = f"{s.init.name}[{', '.join(e[0][1] for e in s.init.index)}] + " if s.init is not None else ""
+    added = f"{s.init.name}[{', '.join(e[0][1] for e in s.init.index) or '0'}] + " if s.init is not None else ""
     lines.append(f"    {target}{at} = {added}acc")
     if s.function:
         lines.append(f"    {s.out.name}{at} = {FUNCTIONS[s.function][0].format(u=f'{s.pre}{at}')}")
@@ -285,19 +286,35 @@ class DerivedOp:
 
     def apply(self, nodes, named=None, name=None):
         """A node of this op: inputs by position or by name, strides by name (sh=2)."""
-        s, named = self.derivation.statement, dict(named or {})
-        nodes = list(nodes) + [named.pop(role) for role in self.derivation.inputs[len(nodes):] if role in named]
+        s, named, inputs = self.derivation.statement, dict(named or {}), self.derivation.inputs
+        twice = [role for role in inputs[:len(nodes)] if role in named]
+        if twice:
+            raise TypeError(f"derived op {s.text!r}: input {twice[0]} given twice, by position and by name")
+        nodes = list(nodes) + [named.pop(role) for role in inputs[len(nodes):] if role in named]
         extra = set(named) - set(s.scalars)
+        copies = {c: o for c, o in self.derivation.copies.items() if c in extra}
+        if copies:
+            copy, original = next(iter(copies.items()))
+            raise TypeError(f"derived op {s.text!r} reads {copy} as the transposed copy of {original} (loopnet's "
+                            f"naming): pass {original} itself, or derive with transposed=None to take {copy} as it is")
         if extra:
             raise TypeError(f"derived op {s.text!r} has no input or stride named {', '.join(sorted(extra))}; "
-                            f"its inputs are {', '.join(self.derivation.inputs)}"
+                            f"its inputs are {', '.join(inputs)}"
                             + (f" and its strides {', '.join(s.scalars)}" if s.scalars else ""))
-        for stride in s.scalars:
-            value = named.get(stride)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise DeriveError(f"derived op {s.text!r} needs the stride {stride} as a whole number >= 1 "
-                                  f"({stride}=2), got {value!r}")
-        return Applied(self, {k: named[k] for k in s.scalars}).apply(tuple(nodes), name)
+        strides = {stride: whole(s, stride, named.get(stride)) for stride in s.scalars}
+        return Applied(self, strides).apply(tuple(nodes), name)
+
+
+def whole(s, stride, value):
+    """A stride as a Python int >= 1 (NumPy's integers too), or a one-line refusal."""
+    try:
+        number = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or number < 1:
+        raise DeriveError(f"derived op {s.text!r} needs the stride {stride} as a whole number >= 1 ({stride}=2), "
+                          f"got {value!r}")
+    return number
 
 
 class Derived(Derivation):

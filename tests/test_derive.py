@@ -155,6 +155,13 @@ REFUSED = [
     ("for h,i: Y[h] = sum_k A[h,k] * B[k]", "must run over every index"),
     ("Y[h] = sum_i X[-h+i] * W[i]", "cannot read the index"),
     ("Y[h] = sum_i X[h+i] * W[h+i]", "would read h inside h+i"),
+    ("Y[dX] = X[dX] * B[dX]", "dX names both an index or stride and an array or gradient"),
+    ("Y[i] = sum_k A[i*dY+k] * B[k]", "dY names both an index or stride and an array or gradient"),
+    ("Y[i] = sigmoid(sum_dU A[i,dU] * B[dU])", "dU names both an index or stride"),
+    ("Y[i] = sum_{} A[i] * B[i]", "must name each summed index"),
+    ("Y[i] = sum_{k,} A[i,k] * B[k]", "must name each summed index"),
+    ("Y[i] = ﬁ[i] * fi[i]", "fi appears twice"),  # Python reads ﬁ as fi (NFKC), so derive does too
+    ("Y[i] = sum_k A[i,k] * 2x[k]", "must be a product of two arrays"),
     ("Y[n] = sum_d X[n,d] * X2[d]", None),  # accepted: a control that the list can pass
 ]
 
@@ -169,12 +176,41 @@ def test_what_the_rule_cannot_do_is_refused_with_its_reason(statement, reason):
     assert reason in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_two_copies_of_one_original_are_refused():
+    with pytest.raises(DeriveError, match="Q appears twice"):
+        derive("Y[i,j] = sum_k AT[k,i] * BT[j,k]", transposed={"AT": "Q", "BT": "Q"})
+
+
+def test_only_loopnets_own_copy_names_are_read_as_copies():
+    assert derive("Y[i,j] = sum_k X[i,k] * MAT[k,j]").inputs == ("X", "MAT")
+    assert derive("Y[i,j] = sum_k X[i,k] * accT[k,j]").inputs == ("X", "accT")
+    assert derive("Y[i,j] = sum_k X[i,k] * BT[j,k]").inputs == ("X", "B")
+    assert derive("Y[i,j] = sum_k dXT[k,i] * B[j,k]").inputs == ("dX", "B")
+
+
+def test_a_statement_over_several_lines_reads_as_one():
+    d = derive("for i,k:\n    Y.value[i] += A.value[i,k] * B.value[k]")
+    assert "\n" not in d.declared.text and d.gradients["B"].text() == "dB[k] += sum_i dY[i] * A[i,k]"
+    assert_gradcheck(d(ln.Parameter(np.ones((2, 3)), name="A"), ln.Parameter([1.0, 2.0, 3.0], name="B")))
+
+
+def test_a_zero_dimensional_added_array_runs():
+    d = derive("Y[i] = b[] + sum_k A[i,k] * B[k]")
+    b = ln.Parameter(np.float64(0.5), name="b")
+    A, B = ln.Parameter(np.arange(6.0).reshape(2, 3), name="A"), ln.Parameter([1.0, -1.0, 2.0], name="B")
+    np.testing.assert_allclose(ln.forward(d(b, A, B)), 0.5 + np.arange(6.0).reshape(2, 3) @ [1.0, -1.0, 2.0])
+    assert_gradcheck(ln.sum(ln.square(d(b, A, B))))  # gradcheck takes a 0-d leaf too
+
+
 def test_a_statement_that_is_not_a_string_is_refused():
     with pytest.raises(DeriveError, match="needs a statement"):
         derive(None)
 
 
 @pytest.mark.parametrize("copies, reason", [
+    ({"A": "i"}, "i names both an index and an array"),
+    ({"A": "for"}, "for is a name the generated loops use"),
+    ({"A": "acc"}, "acc is a name the generated loops use"),
     ({"Z": "V"}, "'Z' is not an input with two or more axes"),
     ({"x": "V"}, "'x' is not an input with two or more axes"),
     ({"A": "x"}, "must be a new name"),
@@ -273,6 +309,14 @@ def test_the_same_statement_compiles_once_and_different_ones_apart():
     assert derive(DECK_003).op.forward_body is not derive("U[h,i,j] += A[h,i,k] * B[h,k,j]").op.forward_body
 
 
+def test_passing_the_copy_instead_of_its_original_says_which_to_pass():
+    d = derive("Y[n,m] = sum_d X[n,d] * WT[m,d]")
+    X, W = ln.Parameter(np.ones((2, 3)), name="X"), ln.Parameter(np.ones((3, 4)), name="W")
+    with pytest.raises(TypeError, match="reads WT as the transposed copy of W .*pass W itself"):
+        d(X=X, WT=W)
+    assert d(X=X, W=W).shape == (2, 4)
+
+
 def test_inputs_go_by_position_or_name_and_strides_by_name():
     d = derive("O[n,co,h,w] = b[co] + sum_{c,i,j} X[n,c,h*sh+i,w*sw+j] * W[co,c,i,j]")
     b, X, W = parameters(d.declared.text, dict(n=1, co=2, h=2, w=3, c=1, i=2, j=1), {"sh": 2, "sw": 1}, 0)
@@ -294,6 +338,11 @@ def test_wrong_calls_of_a_derived_op_are_refused():
         d(b, X, W, sh=1, sw=1, stride=2)
     with pytest.raises(TypeError, match="takes 3 inputs"):
         d(b, X, sh=1, sw=1)
+    with pytest.raises(TypeError, match="input X given twice"):
+        d(b, X, W, X=X, sh=1, sw=1)
+    assert d(b, X, W, sh=np.int64(2), sw=1).shape == (1, 2, 2, 3)  # NumPy's integers are whole numbers
+    with pytest.raises(DeriveError, match="got 1.0"):
+        d(b, X, W, sh=1.0, sw=1)
     with pytest.raises(ShapeError, match="has 4 axes, but"):
         d(b, ln.Parameter(np.ones((5, 5))), W, sh=1, sw=1)
     with pytest.raises(ShapeError, match="index c runs over 2 in X.* but over 1 in W"):

@@ -27,7 +27,7 @@ FLOORS = [
     ("engine", ["loopnet.schedule", "loopnet.graph", "loopnet.loops", "loopnet.op"]),
     ("ops", ["loopnet.ops", "loopnet.ops.*"]),  # the lectures' loops
     ("api", ["loopnet", "loopnet.explain", "loopnet.derivation", "loopnet.derive",  # `import loopnet as ln`
-             "loopnet.tracing", "loopnet.view", "loopnet.view.*"]),  # (which re-exports explain, derive, show)
+             "loopnet.tracing", "loopnet.snapshot", "loopnet.view", "loopnet.view.*"]),  # (which re-exports explain, derive, show)
     ("library", ["loopnet.targets", "loopnet.watch",  # teaching tools
                  "loopnet.optim", "loopnet.init", "loopnet.data", "loopnet.models", "loopnet.training",
                  "loopnet.testing", "loopnet.testing.*"]),

@@ -157,6 +157,32 @@ def build():
 '''
 
 
+ODD = '''
+import numpy as np
+import loopnet as ln
+
+def build():
+    big = ln.Parameter(np.linspace(-3.0, 3.0, 400 * 400).reshape(400, 400), name="big <!--<script>")
+    odd = ln.Input(np.array([[np.nan, np.inf], [-2.0, 1.0]] * 40), name="odd")
+    return ln.sum(ln.add(ln.sum(ln.square(big)), ln.sum(odd)))
+'''
+
+
+def test_huge_odd_and_awkwardly_named_arrays_still_draw(browser, tmp_path):
+    model = tmp_path / "odd.py"
+    model.write_text(ODD)
+    path, nodes = write_page(tmp_path, str(model))
+    load(browser, path)
+    names = [n["name"] for n in nodes]
+    panel = open_node(browser, names.index("big <!--<script>"))  # 160,000 values: one heatmap each
+    assert len(panel.find_elements("css selector", "canvas.heatmap")) == 2
+    assert "|x| up to 3:" in panel.find_element("css selector", ".legend").text
+    panel = open_node(browser, names.index("odd"))
+    assert "|x| up to 2: red positive, blue negative; 80 NaN or infinite" in panel.find_element(
+        "css selector", ".legend").text
+    assert not severe(browser)
+
+
 def test_a_users_model_file_with_large_arrays_draws_heatmaps(browser, tmp_path):
     model = tmp_path / "model.py"
     model.write_text(MODEL)

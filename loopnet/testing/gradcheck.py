@@ -14,6 +14,7 @@ import numpy as np
 
 from loopnet.backends import current_backend
 from loopnet.graph import Node, backward, forward, topological_order
+from loopnet.snapshot import GraphState
 
 
 @dataclass
@@ -100,32 +101,11 @@ def gradcheck(output, wrt=None, *, upstream=None, eps=None, rtol=None, atol=None
     d_eps, d_rtol, d_atol = _default_tolerances(output.dtype)
     eps, rtol, atol = eps or d_eps, rtol if rtol is not None else d_rtol, atol if atol is not None else d_atol
 
-    saved = _GraphState(order)
+    saved = GraphState(order)
     try:
         return _check(output, wrt, upstream, seed, eps, rtol, atol)
     finally:
         saved.restore(output)
-
-
-class _GraphState:
-    """The grads of a graph and where each came from, to put back after gradcheck."""
-
-    def __init__(self, order):
-        self.order = order
-        self.grads = [None if n._grad is None else np.array(n.grad) for n in order]
-        self.roots = [n._backward_root for n in order]
-        # what an op keeps between runs (batch_norm's running statistics), which every
-        # perturbed forward in training mode would otherwise move
-        self.buffers = [n.op.buffers() if hasattr(n.op, "buffers") else None for n in order]
-
-    def restore(self, output):
-        forward(output)  # every value as before (the leaves were restored exactly)
-        backend = current_backend()
-        for node, grad, root, buffers in zip(self.order, self.grads, self.roots, self.buffers):
-            node._grad = None if grad is None else backend.adopt(grad)
-            node._backward_root = root
-            if buffers is not None:
-                node.op.load_buffers(buffers)
 
 
 def _check(output, wrt, upstream, seed, eps, rtol, atol):
@@ -181,7 +161,7 @@ def _check_backward_again(output, wrt, upstream, analytic, report):
     backward(output, grad=upstream)
     for node in wrt:
         again = np.asarray(node.grad, dtype=np.float64)
-        for index in zip(*np.nonzero(~(again == analytic[id(node)]))):
+        for index in map(tuple, np.argwhere(~(again == analytic[id(node)]))):  # argwhere: 0-d too
             report.failures.append(
                 Mismatch("backward twice", node.name, tuple(int(i) for i in index),
                          float(analytic[id(node)][index]), float(again[index]))
@@ -189,7 +169,7 @@ def _check_backward_again(output, wrt, upstream, analytic, report):
     backward(output, grad=np.zeros(output.shape))
     for node in wrt:
         zero = np.asarray(node.grad, dtype=np.float64)
-        for index in zip(*np.nonzero(zero != 0)):
+        for index in map(tuple, np.argwhere(zero != 0)):
             report.failures.append(
                 Mismatch("zero upstream", node.name, tuple(int(i) for i in index), 0.0, float(zero[index]))
             )

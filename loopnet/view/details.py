@@ -27,6 +27,9 @@ def roles(node):
 def op_doc(node):
     if node.op is None:
         return None
+    made = getattr(node.op, "made", None)  # an op from ln.derive: its math is its derivation
+    if made is not None:
+        return str(made.derivation)
     module = inspect.getmodule(type(node.op))
     return inspect.cleandoc(module.__doc__) if module is not None and module.__doc__ else None
 
@@ -42,7 +45,10 @@ def _bodies(op):
                 found[body.__name__] = body
     made = getattr(op, "made", None)  # an op from ln.derive: its bodies are generated
     if made is not None:
-        found.update({"forward": made.forward_body, **{f"grad_{n}": b for n, b in made.grad_bodies.items()}})
+        found["forward"] = made.forward_body
+        if made.pre_body is not None:  # the chain through the function comes first
+            found[made.pre_body.__name__] = made.pre_body
+        found.update({f"grad_{n}": b for n, b in made.grad_bodies.items()})
     if found:  # a family's file holds several ops' bodies: the slots say which are this one's
         return found
     module = inspect.getmodule(type(op))

@@ -16,6 +16,12 @@ function flatten(array) {
   return Array.isArray(array) ? array.flatMap(flatten) : [array];
 }
 
+function toNumber(value) {
+  // NaN and +-inf arrive as the strings "nan", "inf" and "-inf" (JSON has no word for them)
+  if (typeof value === "number") return value;
+  return value === "inf" ? Infinity : value === "-inf" ? -Infinity : NaN;
+}
+
 function element(tag, attributes, text) {
   const made = document.createElement(tag);
   for (const [key, value] of Object.entries(attributes || {})) made.setAttribute(key, value);
@@ -69,7 +75,7 @@ function heatmap(node, which) {
   // a 2-D slice as coloured cells: blue negative, red positive, white zero, scaled by the
   // slice's largest magnitude. A matrix is its own slice; a higher rank picks one leading
   // index (the select), a vector is one row.
-  const flat = flatten(node[which]).map(Number);
+  const flat = flatten(node[which]).map(toNumber);
   const shape = node.shape.length >= 2 ? node.shape.slice(-2) : [1, flat.length];
   const [rows, columns] = shape;
   const leading = node.shape.slice(0, -2);
@@ -79,15 +85,21 @@ function heatmap(node, which) {
   const canvas = element("canvas", { width: columns * cell, height: rows * cell, class: "heatmap " + which });
   function draw(slice) {
     const values = flat.slice(slice * rows * columns, (slice + 1) * rows * columns);
-    const top = Math.max(...values.map(Math.abs)) || 1;
+    let top = 0; // the largest finite magnitude (a loop: spreading 100k values into Math.max overflows the stack)
+    let odd = 0;
+    for (const value of values) {
+      if (Number.isFinite(value)) top = Math.max(top, Math.abs(value));
+      else odd++;
+    }
     const context = canvas.getContext("2d");
     values.forEach((value, k) => {
-      const v = value / top;
+      const v = value / (top || 1); // +-inf stays +-inf: the full colour
       const fade = Math.round(255 * (1 - Math.min(1, Math.abs(v))));
-      context.fillStyle = v >= 0 ? `rgb(255,${fade},${fade})` : `rgb(${fade},${fade},255)`;
+      context.fillStyle = Number.isNaN(v) ? "#9aa0a6" : v >= 0 ? `rgb(255,${fade},${fade})` : `rgb(${fade},${fade},255)`;
       context.fillRect((k % columns) * cell, Math.floor(k / columns) * cell, cell, cell);
     });
-    legend.textContent = `${values.length} of ${flat.length} values, |x| up to ${number(top)}: red positive, blue negative`;
+    legend.textContent = `${values.length} of ${flat.length} values, |x| up to ${number(top)}: red positive, ` +
+      `blue negative` + (odd ? `; ${odd} NaN or infinite (grey for NaN)` : "");
   }
   box.appendChild(legend);
   if (leading.length) {

@@ -13,7 +13,8 @@ import math
 from html import escape
 from importlib import resources
 
-from loopnet.graph import Node
+from loopnet.graph import Node, topological_order
+from loopnet.snapshot import GraphState
 from loopnet.tracing import trace
 from loopnet.view.layout import svg
 
@@ -36,7 +37,7 @@ def _plain(value):
 def page(records, title="loopnet trace"):
     """The HTML page of a trace made with details (tracing.trace(node, details=True))."""
     data = json.dumps({"nodes": [_plain(r.as_json()) for r in records]})
-    data = data.replace("</", "<\\/")  # a "</script>" inside a docstring must not end the script
+    data = data.replace("<", "\\u003c")  # no "</script>" or "<!--" in a name or docstring can end the script
     roles = [r.details["roles"] if r.details else None for r in records]
     return f"""<!doctype html>
 <html lang="en">
@@ -85,10 +86,16 @@ class Shown:
 
 
 def show(node, title=None):
-    """The graph that `node` roots, run forward and backward once and drawn as the trace page."""
+    """The graph that `node` roots, run forward and backward once and drawn as the trace
+    page. Every grad is put back afterwards (and batch_norm's running statistics), so
+    showing a node leaves the gradients of your last backward as they were."""
     if not isinstance(node, Node):
         raise TypeError(f"show takes a loopnet node (the loss, say), got {type(node).__name__}")
-    return Shown(page(trace(node, details=True), title or f"loopnet: {node.name}"))
+    saved = GraphState(topological_order(node))
+    try:
+        return Shown(page(trace(node, details=True), title or f"loopnet: {node.name}"))
+    finally:
+        saved.restore(node, run_forward=False)  # the values are those trace's forward computed
 
 
 # A node shows its graph in a notebook. Set here rather than in graph.py, which sits below
