@@ -1,4 +1,4 @@
-"""Derive the backward loops from the forward loop's index notation: deck 003's one rule.
+"""Derive the backward loops from the forward loop's index notation: the rule deck 003's loops follow.
 
 Deck 003 ("Backpropagation with Tensors", slide 'Scalar vs. Matrix Operations') writes a
 forward statement as one loop over every index,
@@ -383,7 +383,7 @@ def rule(s, target, gradient):
     other = gradient.other.name
     sentence = (f"{target.name} is a factor of the product, so its local derivative is the other factor, {other}: "
                 f"each term of the forward loop adds {up[1:]}.grad * {other}.value into {target.name}.grad "
-                f"(deck 003's rule). Gathered over {target.name}'s own indices, the sum runs over "
+                f"(as deck 003's loops do). Gathered over {target.name}'s own indices, the sum runs over "
                 f"{', '.join(gradient.summed) or 'nothing'}.")
     solved = [(expression_text(e), expression_text(v)) for e, v in zip(target.index, solved_values(gradient))
               if len(e) > 1]

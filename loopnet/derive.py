@@ -1,5 +1,5 @@
 """`ln.derive(statement)`: the backward loops of a forward statement (loopnet/derivation.py
-derives them by deck 003's rule), and a runnable op whose loop bodies are written out as
+derives them by the rule deck 003's loops follow), and a runnable op whose loop bodies are written out as
 Python from the derivation.
 
 For `ln.derive("Y[n,m] = b[m] + sum_d X[n,d] * W[d,m]")` the generated source is
@@ -336,7 +336,7 @@ class Derived(Derivation):
 
 
 def derive(statement, transposed="auto"):
-    """The backward loops of a forward statement, by deck 003's rule (loopnet/derivation.py).
+    """The backward loops of a forward statement, by the rule deck 003's loops follow (loopnet/derivation.py).
 
         d = ln.derive("Y[n,m] = b[m] + sum_d X[n,d] * W[d,m]")
         print(d)                     # each gradient loop, in the slide's notation and gather form

@@ -1,4 +1,4 @@
-"""ln.derive and `cli.py derive`: deck 003's rule turned into a tool.
+"""ln.derive and `cli.py derive`: the rule deck 003's loops follow, turned into a tool.
 
 Three kinds of test:
 - the derivation's text: the slide's loops and loopnet's gather form, for the forms the

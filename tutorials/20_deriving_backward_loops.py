@@ -1,8 +1,9 @@
 """Tutorial 20: the backward loops, derived from the forward loop's index notation.
 
-Deck 003, 'Scalar vs. Matrix Operations', backpropagates a loop over scalars by one rule:
-the gradient loop of an input is the forward loop nest with that input's element and the
-output's gradient swapped in. For u.value[i] += A.value[i,j] * x.value[j] the slide gives
+Deck 003, 'Scalar vs. Matrix Operations', backpropagates loops over scalars by example, and
+its examples follow one rule: the gradient loop of an input is the forward loop nest with
+that input's element and the output's gradient swapped in. For
+u.value[i] += A.value[i,j] * x.value[j] the slide gives
 
     for i,j:  A.grad[i,j] += u.grad[i] * x.value[j]
     for i,j:  x.grad[j]   += u.grad[i] * A.value[i,j]
@@ -25,7 +26,7 @@ Run: `python tutorials/20_deriving_backward_loops.py`. To step through a generat
 backward loop in pdb, one multiply-add at a time:
 
     python -m pdb tutorials/20_deriving_backward_loops.py
-    (Pdb) b 119
+    (Pdb) b 120
     (Pdb) c
     (Pdb) b dilated.op.grad_bodies["X"], (n, c, l) == (0, 0, 4)
     (Pdb) c
@@ -34,7 +35,7 @@ backward loop in pdb, one multiply-add at a time:
     (Pdb) r
     (Pdb) p dX[n, c, l]
 
-Line 119 is the last backward call below, after `dilated` is made. The generated source
+Line 120 is the last backward call below, after `dilated` is made. The generated source
 has no file, so pdb finds it through the function, and `ll` lists it. For l = 4 the three
 taps read dY at 4, 2 and 0; for l = 1 the `if` would skip the taps at -1 and -3, outputs
 that do not exist. `r` finishes the sum: dX[0, 0, 4], the last number the script prints.
@@ -116,5 +117,5 @@ print("gradcheck: every element of dx, dw and db agrees with central differences
 assert_backends_agree(loss, "numba")
 print("the numba backend compiles the same generated loops and gives the same numbers")
 ln.forward(loss)
-ln.backward(loss)  # `(Pdb) b 119` stops here, with `dilated` made
+ln.backward(loss)  # `(Pdb) b 120` stops here, with `dilated` made
 print(f"dx[0, 0, :5] = {np.round(x.grad[0, 0, :5], 4)}")

@@ -191,7 +191,7 @@ def gradcheck(names, examples, seed, backend):
                    "where WT is the transposed copy of W.")
 @click.option("--as-written", is_flag=True, help="Read every array as it is: no transposed copies.")
 def derive(statement, source, copies, as_written):
-    """Derive the backward loops of a forward STATEMENT by deck 003's rule.
+    """Derive the backward loops of a forward STATEMENT by the rule deck 003's loops follow.
 
     For each input, prints the gradient loop in the slide's notation (the forward loop
     with that input's element and the output's gradient swapped in) and in loopnet's
