@@ -149,7 +149,8 @@ def _explain(body, err):
 
 
 TILE = 4  # outputs per block side in a scheduled contraction: 16 accumulators fit in registers
-BLOCK = 128  # summed positions per block: added in the array's dtype, then the block into float64
+BLOCK = 512  # summed positions per block: added in the array's dtype, then the block into float64
+# (512, not 128: each block ends in 16 horizontal sums of vector accumulators; measured 1.15x on matmul 1024 f32)
 
 
 def _contraction_source(body, parallel):
