@@ -98,6 +98,18 @@ def expression_text(expression):
     return f"({text})/{divisor[0]}" if divisor else text
 
 
+def terms(expression):
+    """(("+","h"),("*","sh"),("+","i")) -> [("+","h","sh"), ("+","i",None)]: each name with its
+    sign and its scale (None for none); a division is left out."""
+    found = []
+    for op, name in expression:
+        if op == "*":
+            found[-1] = found[-1][:2] + (name,)
+        elif op in "+-":
+            found.append((op, name, None))
+    return found
+
+
 def sum_text(names):
     """'sum_k ', 'sum_{c,i,j} ', or '' for no summed index."""
     if not names:
@@ -314,17 +326,14 @@ def solve(expression, out_names, statement, array):
     """The position p = `expression` (say h*sh+i), solved for one of its names (an
     output index where there is one): (name, the name's value with p written as that name),
     e.g. ('h', (h-i)/sh)."""
-    terms, scales = [], {}
-    for op, name in expression:
-        if op == "*":
-            scales[terms[-1][1]] = name
-        else:
-            terms.append((op, name))
-    names = [n for _, n in terms]
+    found = terms(expression)
+    scales = {name: scale for _, name, scale in found if scale}
+    signed = [(sign, name) for sign, name, _ in found]
+    names = [n for _, n in signed]
     solved = next((n for n in names if n in out_names), names[0])
-    sign = dict((n, op) for op, n in terms)[solved]
+    sign = dict((n, op) for op, n in signed)[solved]
     flip = {"+": "-", "-": "+"}
-    rest = [(flip[op] if sign == "+" else op, n) for op, n in terms if n != solved]
+    rest = [(flip[op] if sign == "+" else op, n) for op, n in signed if n != solved]
     ordered = [("+", solved)] + rest if sign == "+" else rest[:1] + [("-", solved)] + rest[1:]
     if ordered[0][0] != "+":
         refuse(statement, f"{array} is read at {expression_text(expression)}: solved for {solved} it starts "

@@ -33,23 +33,12 @@ import itertools
 import linecache
 import operator
 
-from loopnet.derivation import FUNCTIONS, DeriveError, Derivation
+from loopnet.derivation import FUNCTIONS, DeriveError, Derivation, terms
 from loopnet.loops import flat, loop, scratch
 from loopnet.op import Op
 
 _counter = itertools.count(1)
 _generated = {}  # source -> namespace: one compile per distinct op in a process
-
-
-def terms(expression):
-    """(("+","h"),("*","sh"),("+","i")) -> [("+","h","sh"), ("+","i",None)]."""
-    found = []
-    for op, name in expression:
-        if op == "*":
-            found[-1] = found[-1][:2] + (name,)
-        elif op in "+-":
-            found.append((op, name, None))
-    return found
 
 
 def index_code(expression):
@@ -163,7 +152,7 @@ def compiled(source):
     return _generated[source]
 
 
-def sized_by(statement, access, expression, sizes):
+def sized_by(expression, sizes):
     """The name an input's position `expression` (like h*sh+i) gives a length to: the one
     name it has whose length is unknown while the others' are known; None otherwise."""
     found = terms(expression)
@@ -181,7 +170,7 @@ def check_runnable(s):
         grew = False
         for access in s.inputs:
             for expression in access.index:
-                name = sized_by(s, access, expression, sized)
+                name = sized_by(expression, sized)
                 if name is not None:
                     sized.add(name)
                     grew = True
@@ -215,7 +204,7 @@ def output_shape(op, nodes):
         grew = False
         for access, node in zip(s.inputs, nodes):
             for axis, expression in enumerate(access.index):
-                name = sized_by(s, access, expression, sizes)
+                name = sized_by(expression, sizes)
                 if name is None:
                     continue
                 reach = sum(scalars.get(scale, 1) * (sizes[other][0] - 1)
