@@ -29,6 +29,7 @@ from loopnet import scalar
 from loopnet.errors import LoopnetError
 from loopnet.graph import kernel_side, mark_changed
 from loopnet.loops import flat, loop, scratch
+from loopnet.reduction import reduction
 
 
 class OptimizerError(LoopnetError, ValueError):
@@ -57,6 +58,7 @@ def adam_step(i, w, g, m, v, lr, decay, b1, b2, eps, correction1, correction2):
     w[i] -= lr * (m[i] / correction1) / (scalar.sqrt(v[i] / correction2) + eps)
 
 
+@reduction
 def add_sum_of_squares(g, out):
     acc = out.dtype.type(0)
     for i in range(g.shape[0]):

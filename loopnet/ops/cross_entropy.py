@@ -16,8 +16,10 @@ from loopnet import scalar
 from loopnet.errors import LabelError
 from loopnet.loops import flat, loop
 from loopnet.op import Op
+from loopnet.reduction import reduction
 
 
+@reduction
 def softmax_cross_entropy_forward(z, labels, L):
     acc = scalar.zero64()  # float64 whatever z's dtype: a mean over tens of thousands of rows
     for n in range(z.shape[0]):

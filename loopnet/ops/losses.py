@@ -38,8 +38,10 @@ from loopnet import scalar
 from loopnet.errors import LabelError
 from loopnet.loops import flat, loop
 from loopnet.op import Op
+from loopnet.reduction import reduction
 
 
+@reduction
 def mse_loss_forward(a, b, L):
     acc = scalar.zero64()  # float64 whatever the dtype (see the module's docstring)
     for i in range(a.shape[0]):
@@ -56,6 +58,7 @@ def mse_loss_grad_b(i, a, b, dL, db):
     db[i] -= dL[0] * 2 * (a[i] - b[i]) / a.shape[0]
 
 
+@reduction
 def logistic_loss_forward(s, y, L):
     acc = scalar.zero64()
     for i in range(s.shape[0]):
@@ -67,6 +70,7 @@ def logistic_loss_grad_s(i, s, y, dL, ds):
     ds[i] += dL[0] * -y[i] * scalar.sigmoid(-y[i] * s[i]) / s.shape[0]
 
 
+@reduction
 def hinge_loss_forward(s, y, L):
     acc = scalar.zero64()
     for i in range(s.shape[0]):
@@ -81,6 +85,7 @@ def hinge_loss_grad_s(i, s, y, dL, ds):
         ds[i] -= dL[0] * y[i] / s.shape[0]
 
 
+@reduction
 def binary_cross_entropy_forward(p, y, L):
     acc = scalar.zero64()
     for i in range(p.shape[0]):

@@ -61,6 +61,33 @@ def bench_matmul(rows, torch, sizes, repeats):
                 add_row(rows, name, "torch", t_t, t_np, f"{flops / t_t / 1e9:.1f} GFLOP/s")
 
 
+def numpy_cross_entropy(z, labels):
+    top = z.max(axis=1, keepdims=True)
+    logsumexp = top[:, 0] + np.log(np.exp(z - top).sum(axis=1, dtype=np.float64))
+    return (logsumexp - z[np.arange(len(z)), labels]).mean()
+
+
+def bench_reductions(rows, torch, repeats):
+    """Sums to one number (declared reductions, loopnet.reduction): a plain sum and a mean
+    loss over many rows, forward only, against NumPy's (and torch's) own."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(10**7)
+    z, labels = rng.standard_normal((10**5, 10)).astype(np.float32), rng.integers(0, 10, 10**5)
+    with ln.use("numba"):
+        total = ln.sum(ln.Input(x))
+        loss = ln.softmax_cross_entropy(ln.Input(z), ln.Input(labels))
+        cases = [("sum of 10^7 f64", total, lambda: x.sum(), lambda t: t.sum(), (x,)),
+                 ("softmax CE fwd 10^5x10 f32", loss, lambda: numpy_cross_entropy(z, labels),
+                  lambda tz, tl: torch.nn.functional.cross_entropy(tz, tl), (z, labels))]
+        for name, node, numpy_run, torch_run, arrays in cases:
+            t_np = median_time(numpy_run, repeats)
+            add_row(rows, name, "numpy", t_np, t_np)
+            add_row(rows, name, "loopnet numba", median_time(lambda: ln.forward(node), repeats), t_np)
+            if torch is not None:
+                tensors = [torch.from_numpy(a) for a in arrays]
+                add_row(rows, name, "torch", median_time(lambda: torch_run(*tensors), repeats), t_np)
+
+
 def mlp_graph(sizes, batch, dtype, rng):
     """(x, labels, params, loss) of an MLP with layer sizes `sizes`: affine layers with
     ReLU between them, softmax cross-entropy on top, random data of `batch` rows."""
@@ -290,6 +317,7 @@ def run(quick=False, threads=None, out=print):
                backends=("numba", "python"))
     bench_epoch(rows, torch, 3 if quick else 11)
     bench_conv2d(rows, torch, repeats)
+    bench_reductions(rows, torch, repeats)
     out(f"loopnet {ln.__version__} CPU benchmarks: medians of {repeats} runs; threads: numba "
         f"{numba.get_num_threads()}, torch {torch.get_num_threads() if torch else '-'}, "
         f"BLAS default ({os.cpu_count()} cores); torch {'%s' % torch.__version__ if torch else 'not installed'}")
