@@ -27,6 +27,8 @@ def test_numba_equals_python_for_every_op(name, dtype):
 
 def test_parallel_drivers_agree_too(monkeypatch):
     monkeypatch.setattr(numba_backend, "PARALLEL_MIN_POINTS", 0)  # every loop via prange
+    monkeypatch.setattr(numba_backend, "_settled", {})  # (no grid settled serial by an earlier test)
+    monkeypatch.setattr(numba_backend, "settle", lambda parallel, seconds, has_grid: parallel)
     rng = np.random.default_rng(1)
     x = ln.Parameter(rng.normal(size=(5, 4)), name="x")
     W, b = ln.Parameter(rng.normal(size=(4, 3)), name="W"), ln.Parameter(rng.normal(size=3), name="b")
@@ -107,3 +109,36 @@ def test_missing_numba_is_an_explicit_error(monkeypatch):
     monkeypatch.setattr(backends, "_loaded", {})
     with pytest.raises(BackendError, match="pip install numba"):
         ln.use("numba")
+
+
+@pytest.mark.parametrize("parallel,seconds,has_grid,settled", [
+    (True, 5e-6, True, False),  # a quick parallel launch was mostly starting threads
+    (True, 1e-3, True, True),
+    (False, 1e-3, True, True),  # a slow serial launch (a convolution's planes) gets threads
+    (False, 5e-6, True, False),
+    (False, 1e-3, False, False),  # a grid of one point has nothing to share out
+    (True, numba_backend.SERIAL_BELOW_SECONDS, True, True),  # between the bounds: the guess stands
+    (False, numba_backend.PARALLEL_ABOVE_SECONDS, True, False),
+])
+def test_the_second_launch_settles_serial_or_parallel(parallel, seconds, has_grid, settled):
+    assert numba_backend.settle(parallel, seconds, has_grid) is settled
+
+
+def test_a_slow_serial_grid_runs_in_parallel_from_its_third_launch(monkeypatch):
+    """Timing comes from a fake clock: 1 ms per launch, so a serial guess is overturned."""
+    numba_backend.check_available()
+    monkeypatch.setattr(numba_backend, "_settled", {})
+    monkeypatch.setattr(numba_backend, "_launched_once", set())
+    clock = iter(np.arange(0, 1, 1e-3))
+    monkeypatch.setattr(numba_backend.time, "perf_counter", lambda: next(clock))
+    ran = []
+    real_run = numba_backend._run
+    monkeypatch.setattr(numba_backend, "_run", lambda body, parallel, grid, args: (ran.append(parallel), real_run(body, parallel, grid, args)))
+    from loopnet.ops.activations import relu_forward
+
+    x, y = np.linspace(-1, 1, 8), np.zeros(8)
+    for _ in range(4):
+        numba_backend.loop(relu_forward, (8,), (x, y))
+    assert ran == [False, False, True, True]
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    assert numba_backend._settled == {(relu_forward, (8,)): True}
