@@ -50,7 +50,7 @@ FLOORS = [
 # core or one GPU thread): reading a body's loop (reduction.py, 91 lines) sits beside
 # schedule.py, below the ops that declare it, and each compiled backend pastes the loop into
 # its split driver (about 35 lines each), beside its tiled contractions. Raised to 1475 at
-# 1452 with the numba backend's timed choice of serial or parallel (issue 17: conv2d's
+# 1457 with the numba backend's timed choice of serial or parallel (issue 17: conv2d's
 # planes ran on one core), which lives where launches happen.
 ENGINE = ["errors.py", "scalar.py", "schedule.py", "reduction.py", "graph.py", "loops.py", "op.py", "backends"]
 ENGINE_BUDGET = 1475
