@@ -84,6 +84,7 @@ class Op(metaclass=_OpClass):
     name = "op"
     inputs = ()
     label_inputs = ()
+    replayable = True  # False where forward does host-side work a recorded step cannot repeat (loopnet.replay)
 
     def grad_body_of(self, role):
         """The loop body that writes the gradient of input `role` (slot grad_<role>_body)."""

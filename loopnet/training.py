@@ -31,6 +31,7 @@ import loopnet as ln
 from loopnet import init, models
 from loopnet.errors import LoopnetError
 from loopnet.optim import OPTIMIZERS, make_optimizer
+from loopnet.replay import Replay
 
 
 class CheckpointError(LoopnetError, ValueError):
@@ -94,6 +95,7 @@ def train(model, data, config, state=None, optimizer=None, checkpoint=None, on_b
     optimizer = optimizer or make_optimizer(config.optimizer, model.params, state.lr, config.momentum,
                                             config.weight_decay, config.clip)
     train_x, train_y = data.train
+    step = Replay(model.loss)
     while state.epoch < config.epochs:
         epoch = state.epoch + 1
         started = time.perf_counter()
@@ -105,8 +107,7 @@ def train(model, data, config, state=None, optimizer=None, checkpoint=None, on_b
         order = batches(len(train_x), config.batch_size, config.seed, epoch, smallest=2 if model.norms else 1)
         for i, index in enumerate(order):
             model.set_batch(train_x[index], train_y[index])
-            losses.append(float(ln.forward(model.loss)))
-            ln.backward(model.loss)
+            losses.append(step())  # forward and backward, replayed on numba (loopnet.replay)
             optimizer.step()
             if on_batch:
                 on_batch(i + 1, len(order), losses[-1])

@@ -28,7 +28,7 @@ FLOORS = [
     ("ops", ["loopnet.ops", "loopnet.ops.*"]),  # the lectures' loops
     ("api", ["loopnet", "loopnet.explain", "loopnet.derivation", "loopnet.derive",  # `import loopnet as ln`
              "loopnet.tracing", "loopnet.snapshot", "loopnet.view", "loopnet.view.*"]),  # (which re-exports explain, derive, show)
-    ("library", ["loopnet.targets", "loopnet.watch",  # teaching tools
+    ("library", ["loopnet.targets", "loopnet.watch", "loopnet.replay",  # teaching tools
                  "loopnet.optim", "loopnet.init", "loopnet.data", "loopnet.models", "loopnet.training",
                  "loopnet.testing", "loopnet.testing.*"]),
     ("tools", ["loopnet.tools", "loopnet.tools.*", "loopnet.cli", "loopnet.cli.*"]),

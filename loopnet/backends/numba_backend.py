@@ -23,6 +23,7 @@ x/0 give inf as in the other backends instead of raising.
 """
 
 import inspect
+import math
 import os
 import re
 import time
@@ -103,6 +104,16 @@ def loop(body, grid, args):
 
 
 _launched_once = set()
+
+
+def launcher(body, grid):
+    """The compiled driver that `loop(body, grid, ...)` runs now, to call as
+    `driver(*grid, *args)`: what a replayed step (loopnet.replay) calls directly."""
+    grid = tuple(grid)
+    parallel = _settled.get((body, grid))
+    if parallel is None:
+        parallel = len(grid) > 0 and math.prod(grid) >= PARALLEL_MIN_POINTS
+    return _drivers.get((body, len(grid), parallel)) or driver(body, len(grid), parallel)
 
 
 def settle(parallel, seconds, has_grid):

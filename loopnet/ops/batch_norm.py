@@ -114,6 +114,7 @@ def _channels_view(array):
 class BatchNorm(Op):
     name = "batch_norm"
     inputs = ("x", "gamma", "beta")
+    replayable = False  # which statistics it launches with depends on the training mode
 
     def __init__(self, eps, momentum):
         for label, value in (("eps", eps), ("momentum", momentum)):

@@ -37,6 +37,7 @@ def dropout_grad_x(i, mask, dy, dx, scale):
 class Dropout(Op):
     name = "dropout"
     inputs = ("x",)
+    replayable = False  # a new mask, drawn on the host, every training step
 
     def __init__(self, p, seed, fixed_mask):
         if not 0 <= p < 1:

@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 import loopnet as ln
+from loopnet.replay import Replay
 
 
 def median_time(run, repeats, warmup=2):
@@ -186,13 +187,17 @@ class DigitsEpoch:
         self.batches = [(data[i:i + batch], targets[i:i + batch]) for i in range(0, examples - batch + 1, batch)]
         self.optimizer = make_optimizer("sgd", self.params, lr)
         self.lr = lr
+        self.step = Replay(self.loss)
 
-    def loopnet(self, backend):
+    def loopnet(self, backend, replay=True):
         with ln.use(backend):
             for xb, yb in self.batches:
                 self.x.value, self.labels.value = xb, yb
-                ln.forward(self.loss)
-                ln.backward(self.loss)
+                if replay:  # as loopnet.training does
+                    self.step()
+                else:
+                    ln.forward(self.loss)
+                    ln.backward(self.loss)
                 self.optimizer.step()
 
     def numpy(self):
@@ -208,7 +213,9 @@ def bench_epoch(rows, torch, repeats):
     t_np = median_time(epoch.numpy, repeats, warmup=1)
     add_row(rows, "digits MLP epoch", "numpy", t_np, t_np, f"{len(epoch.batches)} steps")
     t_ln = median_time(lambda: epoch.loopnet("numba"), repeats, warmup=1)
-    add_row(rows, "digits MLP epoch", "loopnet numba", t_ln, t_np)
+    add_row(rows, "digits MLP epoch", "loopnet numba", t_ln, t_np, "steps replayed, as training runs them")
+    t_plain = median_time(lambda: epoch.loopnet("numba", replay=False), repeats, warmup=1)
+    add_row(rows, "digits MLP epoch", "numba, no replay", t_plain, t_np, "every step through the graph")
     if torch is not None:
         tparams, step = torch_mlp(torch, epoch.params)
         tb = [(torch.from_numpy(xb), torch.from_numpy(yb)) for xb, yb in epoch.batches]
