@@ -18,7 +18,14 @@ import loopnet as ln
 from loopnet.replay import Replay
 
 
+IDLE_SECONDS = 0.2  # before each timing: the previous contender's worker threads go idle
+
+
 def median_time(run, repeats, warmup=2):
+    # OpenBLAS (NumPy's matmul) and OpenMP (torch) keep their threads spinning for a while
+    # after a call, and on 2 cores they took them from the next contender: loopnet's matmul
+    # 512 measured 17-43 GFLOP/s right after NumPy's, 113-116 alone or after a pause.
+    time.sleep(IDLE_SECONDS)
     for _ in range(warmup):
         run()
     times = []
@@ -162,7 +169,7 @@ def bench_step(rows, torch, name, sizes, batch, dtype, repeats, backends=("numba
         add_row(rows, name, f"loopnet {backend}", t, t_np)
     if torch is not None:
         _, step = torch_mlp(torch, params)
-        tx, ty = torch.from_numpy(x.value), torch.from_numpy(labels.value)
+        tx, ty = torch.from_numpy(np.array(x.value)), torch.from_numpy(np.array(labels.value))  # (writable copies)
         t_t = median_time(lambda: step(tx, ty), repeats)
         add_row(rows, name, "torch", t_t, t_np)
 
