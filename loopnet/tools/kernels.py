@@ -42,11 +42,12 @@ def examples(strategy, count=None):
     random draw missed. The first example is the simplest (sizes of 1, the first choice
     everywhere); the next ones take the other branches where a sample picks one (bmm's
     transpose_b, dropout's p), which tests/test_warmup.py checks against more draws."""
-    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import HealthCheck, Phase, given, seed, settings
 
     count, found = count or EXAMPLES, []
 
     @given(strategy)
+    @seed(0)  # derandomize alone drew different examples depending on the tests run before
     @settings(derandomize=True, max_examples=count, database=None, phases=[Phase.generate], deadline=None,
               suppress_health_check=list(HealthCheck))
     def collect(example):
