@@ -74,8 +74,13 @@ def reduction(body):
 
 def read(body):
     """The Reduction that `body`'s source holds, or a ScheduleError naming what does not fit."""
-    source = textwrap.dedent(inspect.getsource(body))
-    function = next(node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef))
+    try:
+        source = textwrap.dedent(inspect.getsource(body))
+    except (OSError, TypeError):
+        raise _refuse(body, "its source cannot be read; define the body with def in a .py file") from None
+    function = next((node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)), None)
+    if function is None:
+        raise _refuse(body, "a declared reduction is a function written with def, not a lambda")
     statements = [s for s in function.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
     loops = [n for n, s in enumerate(statements) if isinstance(s, ast.For)]
     if len(loops) != 1:
@@ -145,10 +150,53 @@ def _check_names(body, function, loop, accumulator, before, after):
         if not isinstance(statement, ast.Assign) or not all(_target(t) for t in statement.targets):
             raise _refuse(body, f"before the loop only names may be assigned, not `{ast.unparse(statement)}`")
     inside = {n.id for s in loop.body for n in ast.walk(s) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    carried = _read_before_set(loop.body, {loop.target.id}, inside - {accumulator}, accumulator)
+    if carried:
+        raise _refuse(body, f"the loop reads {sorted(carried)} before the pass sets it: a value carried from "
+                            f"one pass to the next cannot be split")
     inside = (inside | {loop.target.id}) - {accumulator}
     read_after = sorted({n.id for s in after for n in ast.walk(s) if isinstance(n, ast.Name)} & inside)
     if read_after:
         raise _refuse(body, f"after the loop the body reads {read_after}, set inside it; only {accumulator!r} carries out")
+
+
+def _read_before_set(statements, assigned, watched, accumulator):
+    """The names in `watched` (set somewhere in the loop) that a pass may read before it
+    has set them: read in a statement before any earlier statement of the pass surely set
+    them (a name set only in one branch of an `if`, or in an inner loop, is not sure)."""
+    found = set()
+    for statement in statements:
+        if isinstance(statement, ast.If):
+            found |= _reads(statement.test, watched) - assigned
+            found |= _read_before_set(statement.body, set(assigned), watched, accumulator)
+            found |= _read_before_set(statement.orelse, set(assigned), watched, accumulator)
+            assigned = assigned | (_surely_set(statement.body, assigned) & _surely_set(statement.orelse, assigned))
+        elif isinstance(statement, (ast.For, ast.While)):
+            found |= _reads(statement.iter if isinstance(statement, ast.For) else statement.test, watched) - assigned
+            inner = assigned | ({n.id for n in ast.walk(statement.target) if isinstance(n, ast.Name)}
+                                if isinstance(statement, ast.For) else set())
+            found |= _read_before_set(statement.body, inner, watched, accumulator)
+        else:
+            reads = _reads(statement, watched)
+            if isinstance(statement, ast.AugAssign) and _target(statement.target) not in (None, accumulator):
+                reads |= {_target(statement.target)} & watched  # t += 1 reads t
+            found |= reads - assigned
+            assigned = assigned | {n.id for n in ast.walk(statement) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    return found
+
+
+def _reads(node, watched):
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} & watched
+
+
+def _surely_set(statements, assigned):
+    """The names surely set after running `statements` (straight-line assignments and ifs)."""
+    for statement in statements:
+        if isinstance(statement, ast.If):
+            assigned = assigned | (_surely_set(statement.body, assigned) & _surely_set(statement.orelse, assigned))
+        elif not isinstance(statement, (ast.For, ast.While)):
+            assigned = assigned | {n.id for n in ast.walk(statement) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    return assigned
 
 
 def _module_names(body, statements, parameters):

@@ -63,48 +63,70 @@ class Replay:
 
 
 class _Recording:
-    """One step's launches and fills, in order, and the arrays each node had."""
+    """One step's launches, fills and value checks, in order, and the arrays each node had."""
 
     def __init__(self, replay, backend):
-        for leaf in replay.leaves:
-            if not leaf.requires_grad:  # data and labels: private arrays, so a replay may overwrite them
-                leaf._value = np.array(leaf._value)
+        given = {leaf: leaf._value for leaf in replay.leaves if not leaf.requires_grad}
+        for leaf in given:  # data and labels: private arrays, which each replay overwrites
+            leaf._value = np.array(backend.adopt(leaf._value))
+        self.private = {leaf: leaf._value for leaf in given}
         self.steps, self.calls = [], None
         real_loop, real_fill, real_zeros = backend.loop, backend.fill, backend.zeros
 
         def loop(body, grid, args):
-            self.steps.append((body, tuple(grid), tuple(args)))
+            self.steps.append(("loop", body, tuple(grid), tuple(args)))
             real_loop(body, grid, args)
 
         def fill(array, value):
-            self.steps.append((None, array, value))
+            self.steps.append(("fill", array.fill, (value,)))
             real_fill(array, value)
 
         def zeros(shape, dtype):  # a zeroed scratch array is zeroed again each replay
             array = real_zeros(shape, dtype)
-            self.steps.append((None, array, 0))
+            self.steps.append(("fill", array.fill, (0,)))
             return array
 
+        ops = {id(node.op): node.op for node in replay.checked}.values()
+        for op in ops:  # each check is made where a plain forward makes it: before the op's loops
+            op.validate = self._check(op.validate)
         backend.loop, backend.fill, backend.zeros = loop, fill, zeros
         try:
             forward(replay.loss)
             backward(replay.loss)
         finally:
             backend.loop, backend.fill, backend.zeros = real_loop, real_fill, real_zeros
-        self.arrays = [(n, n._value, n._grad, n.shape, n.dtype) for n in replay.order]
+            for op in ops:
+                del op.validate
+            for leaf, array in given.items():  # the caller's arrays stay theirs
+                leaf._value = array
+        self.arrays = [(n, n._value, n._grad, n.shape, n.dtype) for n in replay.order if n not in given]
+        self.grads = [(leaf, leaf._grad) for leaf in given]
+
+    def _check(self, validate):
+        def recorded(*nodes):
+            self.steps.append(("check", validate, nodes))
+            validate(*nodes)
+        return recorded
 
     def run(self, replay, backend):
-        for node in replay.checked:
-            node.op.validate(*node.inputs)
+        for leaf, array in self.private.items():  # new data into the recorded arrays
+            np.copyto(array, backend.adopt(leaf._value))
+        for leaf, grad in self.grads:
+            leaf._grad = grad
         for node, value, grad, shape, dtype in self.arrays:
-            if node.op is None and node._value is not value:  # new data: into the recorded array
-                np.copyto(value, node._value)
+            if node.op is None and node._value is not value:  # a parameter given a new array
+                np.copyto(value, backend.adopt(node._value))
             node._value, node._grad, node.shape, node.dtype = value, grad, shape, dtype
-        if self.calls is None:  # the first replay goes through the backend, which settles
-            for body, grid, args in self.steps:  # each grid's serial or parallel choice
-                backend.loop(body, grid, args) if body is not None else backend.fill(grid, args)
-            self.calls = [(backend.launcher(body, grid), grid + args) if body is not None
-                          else (grid.fill, (args,)) for body, grid, args in self.steps]
+        if self.calls is None:  # the first replay launches through the backend, which settles
+            calls = []  # each grid's serial or parallel choice; later ones call directly
+            for kind, what, *rest in self.steps:
+                if kind == "loop":
+                    backend.loop(what, *rest)
+                    calls.append((backend.launcher(what, rest[0]), rest[0] + rest[1]))
+                else:
+                    what(*rest[0])
+                    calls.append((what, rest[0]))
+            self.calls = calls  # (only once every step ran: a check that failed leaves it unset)
         else:
             for call, arguments in self.calls:
                 call(*arguments)

@@ -120,25 +120,45 @@ def test_missing_numba_is_an_explicit_error(monkeypatch):
     (True, numba_backend.SERIAL_BELOW_SECONDS, True, True),  # between the bounds: the guess stands
     (False, numba_backend.PARALLEL_ABOVE_SECONDS, True, False),
 ])
-def test_the_second_launch_settles_serial_or_parallel(parallel, seconds, has_grid, settled):
+def test_a_timed_launch_settles_serial_or_parallel(parallel, seconds, has_grid, settled):
     assert numba_backend.settle(parallel, seconds, has_grid) is settled
 
 
-def test_a_slow_serial_grid_runs_in_parallel_from_its_third_launch(monkeypatch):
-    """Timing comes from a fake clock: 1 ms per launch, so a serial guess is overturned."""
+def double_body(i, x, y):  # a body no other test compiles, so its first launches here compile
+    y[i] = 2 * x[i]
+
+
+def launches_with_a_slow_clock(monkeypatch):
+    """Launches see a fake clock, 1 ms per reading, so a timed serial launch gets threads;
+    returns the list that records each launch's choice (True: parallel)."""
     numba_backend.check_available()
     monkeypatch.setattr(numba_backend, "_settled", {})
-    monkeypatch.setattr(numba_backend, "_launched_once", set())
-    clock = iter(np.arange(0, 1, 1e-3))
+    clock = iter(np.arange(0, 10, 1e-3))
     monkeypatch.setattr(numba_backend.time, "perf_counter", lambda: next(clock))
     ran = []
     real_run = numba_backend._run
     monkeypatch.setattr(numba_backend, "_run", lambda body, parallel, grid, args: (ran.append(parallel), real_run(body, parallel, grid, args)))
+    return ran
+
+
+def test_a_slow_serial_grid_runs_in_parallel_after_its_first_timed_launch(monkeypatch):
     from loopnet.ops.activations import relu_forward
 
     x, y = np.linspace(-1, 1, 8), np.zeros(8)
-    for _ in range(4):
+    numba_backend.loop(relu_forward, (8,), (x, y))  # (compiled or loaded now: the launches below are warm)
+    ran = launches_with_a_slow_clock(monkeypatch)
+    for _ in range(3):
         numba_backend.loop(relu_forward, (8,), (x, y))
-    assert ran == [False, False, True, True]
+    assert ran == [False, True, True]
     np.testing.assert_array_equal(y, np.maximum(x, 0))
     assert numba_backend._settled == {(relu_forward, (8,)): True}
+
+
+def test_a_launch_that_compiles_its_kernel_is_not_timed(monkeypatch):
+    ran = launches_with_a_slow_clock(monkeypatch)
+    for dtype in (np.float64, np.float32, np.float64):  # each dtype's first launch compiles (or loads)
+        x = np.ones(8, dtype)
+        numba_backend.loop(double_body, (8,), (x, np.zeros(8, dtype)))
+        if dtype == np.float32:
+            assert numba_backend._settled == {}
+    assert ran == [False, False, False] and numba_backend._settled == {(double_body, (8,)): True}

@@ -6,6 +6,7 @@ import ast
 import importlib.util
 import os
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from loopnet import optim
 from loopnet.backends import cuda_backend, numba_backend, python_backend
 from loopnet.ops import cross_entropy, losses, reductions
 from loopnet.reduction import read, reduction
+from loopnet.errors import BackendError
 from loopnet.schedule import ScheduleError
 
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "loopnet")
@@ -128,6 +130,13 @@ def declared_in(tmp_path, source):
     ("    acc = 0.0\n    for i in range(3):\n        last = x[i]\n        acc += last\n    y[0] = acc + last\n", "reads \\['last'\\], set inside it"),
     ("    acc = 0.0\n    for i in range(3):\n        acc += x[i]\n    y[0] = acc + i\n", "reads \\['i'\\]"),
     ("    reduce_extent = 1\n    acc = 0.0\n    for i in range(3):\n        acc += x[i]\n    y[0] = acc\n", "reduce_ are the split loop's own"),
+    # a value carried from one pass to the next (each would start a chunk or thread wrong)
+    ("    prev = x[0]\n    acc = 0.0\n    for i in range(3):\n        acc += abs(x[i] - prev)\n        prev = x[i]\n    y[0] = acc\n",
+     "reads \\['prev'\\] before the pass sets it"),
+    ("    s = 0.0\n    acc = 0.0\n    for i in range(3):\n        s = s + x[i]\n        acc += s\n    y[0] = acc\n", "reads \\['s'\\] before"),
+    ("    acc = 0.0\n    for i in range(3):\n        if x[i] > 0:\n            last = x[i]\n        acc += last\n    y[0] = acc\n", "reads \\['last'\\] before"),
+    ("    scale = 2.0\n    acc = 0.0\n    for i in range(3):\n        acc += x[i] * scale\n        scale = 1.0\n    y[0] = acc\n", "reads \\['scale'\\] before"),
+    ("    acc = 0.0\n    for i in range(3):\n        for k in range(2):\n            t = x[k]\n        acc += t\n    y[0] = acc\n", "reads \\['t'\\] before"),
 ])
 def test_a_loop_that_cannot_be_split_is_refused(tmp_path, loop, message):
     with pytest.raises(ScheduleError, match=message):
@@ -144,3 +153,50 @@ def test_what_the_loop_reads_from_its_module_is_imported_by_the_driver(tmp_path)
                                      "    for i in range(len(x)):\n        acc -= abs(x[i]) * scale\n    y[0] = acc\n")
     assert declared.globals == ("math", "scalar")  # builtins (len, abs, range) are not imported
     assert declared.before == ("scale = math.pi",) and declared.term == ("acc -= abs(x[i]) * scale",)
+
+
+def test_values_set_earlier_in_the_same_pass_are_accepted(tmp_path):
+    declared = declared_in(tmp_path, "def body(x, y):\n    acc = 0.0\n    for i in range(x.shape[0]):\n"
+                                     "        if x[i] > 0:\n            v = x[i]\n        else:\n            v = -x[i]\n"
+                                     "        t = 0.0\n        for k in range(2):\n            t = t + v\n"
+                                     "        if t > 1:\n            continue\n        acc += t\n    y[0] = acc\n")
+    assert declared.term[-1] == "acc += t"
+
+
+def test_a_lambda_or_a_body_without_a_file_is_refused_in_one_line():
+    with pytest.raises(ScheduleError, match="not a lambda"):
+        reduction(lambda x, y: None)
+    namespace = {}
+    exec("def made(x, y):\n    acc = 0.0\n    for i in range(2):\n        acc += x[i]\n    y[0] = acc\n", namespace)
+    with pytest.raises(ScheduleError, match="its source cannot be read"):
+        reduction(namespace["made"])
+
+
+def importable_body(tmp_path, name, source):
+    """A declared body in a module of its own, importable as the backends need."""
+    path = tmp_path / f"{name}.py"
+    path.write_text("import math\nfrom loopnet import scalar\nfrom loopnet.reduction import reduction\n\n" + source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module.body
+
+
+def test_names_set_before_the_loop_are_there_for_its_extent(tmp_path):
+    body = importable_body(tmp_path, f"extent_{os.getpid()}", "@reduction\ndef body(x, y):\n    n = x.shape[0]\n"
+                           "    acc = scalar.zero64()\n    for i in range(n):\n        acc += x[i]\n    y[0] = acc / n\n")
+    x = np.random.default_rng(0).standard_normal(3 * CHUNK)
+    want, got = np.zeros(1), np.zeros(1)
+    python_backend.loop(body, (), (x, want))
+    numba_backend.check_available()
+    numba_backend.loop(body, (), (x, got))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_a_misspelled_name_in_a_declared_loop_is_a_backend_error(tmp_path):
+    body = importable_body(tmp_path, f"misspelled_{os.getpid()}", "@reduction\ndef body(x, y):\n    acc = 0.0\n"
+                           "    for i in range(x.shape[0]):\n        acc += scal.exp(x[i])\n    y[0] = acc\n")
+    numba_backend.check_available()
+    with pytest.raises(BackendError, match="numba could not compile"):
+        numba_backend.loop(body, (), (np.zeros(3 * CHUNK), np.zeros(1)))

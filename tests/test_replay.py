@@ -131,3 +131,36 @@ def test_a_graph_with_host_side_work_each_step_is_never_replayed(make):
         step()
         step()
     assert step.recordings == {}
+
+
+def test_a_computed_label_is_checked_when_a_plain_forward_would_check_it():
+    """The labels here are computed (2t - 1), so they can only be checked after the step's
+    earlier loops: a replay checks them at the same point, not before the step."""
+    x = ln.Input(np.ones((4, 2)), name="x")
+    w = ln.Parameter(np.full((2, 1), 0.5), name="w")
+    t = ln.Input(np.array([[0.0], [1.0], [1.0], [0.0]]), name="t")
+    loss = ln.logistic_loss(ln.matmul(x, w), 2 * t - 1)
+    step = Replay(loss)
+    with ln.use("numba"):
+        step()
+        step()
+        t.value = np.full((4, 1), 0.5)  # labels 0.0: not -1 or +1
+        with pytest.raises(LabelError):
+            step()
+        t.value = np.array([[1.0], [0.0], [0.0], [1.0]])
+        got = step()
+        assert got == float(ln.forward(loss))
+
+
+def test_a_value_kept_from_an_earlier_step_is_not_overwritten():
+    x, labels, params, loss = mlp()
+    step = Replay(loss)
+    data = batches(rows=(8, 8, 8))
+    with ln.use("numba"):
+        x.value, labels.value = data[0]
+        step()
+        kept = x.value
+        for xb, yb in data[1:]:
+            x.value, labels.value = xb, yb
+            step()
+    np.testing.assert_array_equal(kept, data[0][0])

@@ -309,7 +309,7 @@ def reduction_source(body):
         "import numba as reduce_numba",
         "from numba import cuda as reduce_cuda",
         drivers.import_line(body),
-        *(f"from {body.__module__} import {name}" for name in spec.globals),
+        *drivers.module_imports(body, spec.globals),
         "",
         "@reduce_cuda.jit",
         f"def drive({', '.join(spec.parameters)}):",

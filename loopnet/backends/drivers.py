@@ -119,6 +119,13 @@ def _shared_mode():
     return 0o666 & ~umask
 
 
+def module_imports(body, names):
+    """Import lines for the names of `body`'s module that a pasted loop reads (scalar,
+    math); a name the module lacks is left out, so the compiler names it as undefined."""
+    module = sys.modules.get(body.__module__)
+    return [f"from {body.__module__} import {name}" for name in names if hasattr(module, name)]
+
+
 def import_line(body):
     return f"from {body.__module__} import {body.__name__} as body_source"
 

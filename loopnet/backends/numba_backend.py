@@ -43,9 +43,9 @@ name = "numba"
 FASTMATH = {"reassoc", "contract"}
 OPTIONS = "cache=True, fastmath={" + ", ".join(map(repr, sorted(FASTMATH))) + "}, error_model='numpy', nogil=True"
 
-# Serial or parallel: a grid's first launch guesses by its size (below PARALLEL_MIN_POINTS
-# points a serial loop beats starting threads); its second launch is timed, and settles the
-# choice for that body and grid size where the guess was clearly wrong. A point's work
+# Serial or parallel: a grid's launches guess by its size (below PARALLEL_MIN_POINTS points
+# a serial loop beats starting threads) until one runs a kernel already compiled; that one is
+# timed, and settles the choice for that body and grid size where the guess was clearly wrong. A point's work
 # varies by a thousand times between ops (an add; a whole convolution plane), so the size
 # alone misjudges both ways: measured on 2 cores, conv2d's 1,024 planes ran 1.9x faster in
 # parallel, and the digits MLP's 4,096-point loops faster serially. Either way each grid
@@ -53,7 +53,7 @@ OPTIONS = "cache=True, fastmath={" + ", ".join(map(repr, sorted(FASTMATH))) + "}
 PARALLEL_MIN_POINTS = 4096
 SERIAL_BELOW_SECONDS = 25e-6  # a parallel launch this quick is mostly starting threads
 PARALLEL_ABOVE_SECONDS = 250e-6  # a serial launch this slow is worth the threads
-_settled = {}  # (body, grid) -> parallel, from the grid's second launch
+_settled = {}  # (body, grid) -> parallel, from the grid's first timed launch
 _drivers = {}  # (body, grid rank, parallel) -> compiled driver
 _cache = None  # the usable cache directory, None where there is none (see check_available)
 numba = None
@@ -96,14 +96,12 @@ def loop(body, grid, args):
     for n in grid:
         points *= n
     parallel = points >= PARALLEL_MIN_POINTS and len(grid) > 0
+    drive = _drivers.get((body, len(grid), parallel)) or driver(body, len(grid), parallel)
+    kernels = len(drive.overloads)
     start = time.perf_counter()
     _run(body, parallel, grid, args)
-    if key in _launched_once:  # (the first launch may have compiled: only the second is timed)
+    if len(drive.overloads) == kernels:  # (a launch that compiled or loaded its kernel is not timed)
         _settled[key] = settle(parallel, time.perf_counter() - start, len(grid) > 0)
-    _launched_once.add(key)
-
-
-_launched_once = set()
 
 
 def launcher(body, grid):
@@ -274,16 +272,16 @@ def _reduction_source(body):
         "import numba as reduce_numba",
         "import numpy as reduce_numpy",
         drivers.import_line(body),
-        *(f"from {body.__module__} import {name}" for name in spec.globals),
+        *drivers.module_imports(body, spec.globals),
         f"reduce_body = reduce_numba.njit(body_source, {OPTIONS})",
         "",
         f"@reduce_numba.njit(parallel=True, {OPTIONS})",
         f"def drive({', '.join(spec.parameters)}):",
+        *(f"    {line}" for statement in spec.before for line in statement.splitlines()),
         f"    reduce_extent = {spec.extent}",
         f"    if reduce_extent < {2 * CHUNK}:",
         f"        reduce_body({', '.join(spec.parameters)})",
         "        return",
-        *(f"    {line}" for statement in spec.before for line in statement.splitlines()),
         f"    reduce_chunks = (reduce_extent + {CHUNK - 1}) // {CHUNK}",
         "    reduce_partial = reduce_numpy.empty(reduce_chunks, reduce_numpy.float64)",
         "    for reduce_chunk in reduce_numba.prange(reduce_chunks):",
