@@ -44,12 +44,12 @@ FASTMATH = {"reassoc", "contract"}
 OPTIONS = "cache=True, fastmath={" + ", ".join(map(repr, sorted(FASTMATH))) + "}, error_model='numpy', nogil=True"
 
 # Serial or parallel: a grid's launches guess by its size (below PARALLEL_MIN_POINTS points
-# a serial loop beats starting threads) until one runs a kernel already compiled; that one is
-# timed, and settles the choice for that body and grid size where the guess was clearly wrong. A point's work
-# varies by a thousand times between ops (an add; a whole convolution plane), so the size
-# alone misjudges both ways: measured on 2 cores, conv2d's 1,024 planes ran 1.9x faster in
-# parallel, and the digits MLP's 4,096-point loops faster serially. Either way each grid
-# point runs the same arithmetic: the answer does not depend on the choice.
+# a serial loop beats starting threads) until one runs a kernel already compiled. That one
+# is timed, and settles the choice for that body and grid size where the guess was clearly
+# wrong. A point's work varies by a thousand times between ops (an add; a whole convolution
+# plane), so the size alone misjudges both ways: measured on 2 cores, conv2d's 1,024 planes
+# ran 1.9x faster in parallel, and the digits MLP's 4,096-point loops faster serially.
+# Either way each grid point runs the same arithmetic: the answer does not depend on it.
 PARALLEL_MIN_POINTS = 4096
 SERIAL_BELOW_SECONDS = 25e-6  # a parallel launch this quick is mostly starting threads
 PARALLEL_ABOVE_SECONDS = 250e-6  # a serial launch this slow is worth the threads
@@ -92,11 +92,8 @@ def loop(body, grid, args):
     if parallel is not None:
         _run(body, parallel, grid, args)
         return
-    points = 1
-    for n in grid:
-        points *= n
-    parallel = points >= PARALLEL_MIN_POINTS and len(grid) > 0
-    drive = _drivers.get((body, len(grid), parallel)) or driver(body, len(grid), parallel)
+    parallel = _by_size(grid)
+    drive = driver(body, len(grid), parallel)
     kernels = len(drive.overloads)
     start = time.perf_counter()
     _run(body, parallel, grid, args)
@@ -104,14 +101,16 @@ def loop(body, grid, args):
         _settled[key] = settle(parallel, time.perf_counter() - start, len(grid) > 0)
 
 
+def _by_size(grid):
+    return len(grid) > 0 and math.prod(grid) >= PARALLEL_MIN_POINTS
+
+
 def launcher(body, grid):
     """The compiled driver that `loop(body, grid, ...)` runs now, to call as
     `driver(*grid, *args)`: what a replayed step (loopnet.replay) calls directly."""
     grid = tuple(grid)
     parallel = _settled.get((body, grid))
-    if parallel is None:
-        parallel = len(grid) > 0 and math.prod(grid) >= PARALLEL_MIN_POINTS
-    return _drivers.get((body, len(grid), parallel)) or driver(body, len(grid), parallel)
+    return driver(body, len(grid), _by_size(grid) if parallel is None else parallel)
 
 
 def settle(parallel, seconds, has_grid):
