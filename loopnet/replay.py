@@ -100,7 +100,6 @@ class _Recording:
             for leaf, array in given.items():  # the caller's arrays stay theirs
                 leaf._value = array
         self.arrays = [(n, n._value, n._grad, n.shape, n.dtype) for n in replay.order if n not in given]
-        self.grads = [(leaf, leaf._grad) for leaf in given]
 
     def _check(self, validate):
         def recorded(*nodes):
@@ -111,8 +110,6 @@ class _Recording:
     def run(self, replay, backend):
         for leaf, array in self.private.items():  # new data into the recorded arrays
             np.copyto(array, backend.adopt(leaf._value))
-        for leaf, grad in self.grads:
-            leaf._grad = grad
         for node, value, grad, shape, dtype in self.arrays:
             if node.op is None and node._value is not value:  # a parameter given a new array
                 np.copyto(value, backend.adopt(node._value))

@@ -9,7 +9,7 @@ u.value[i] += A.value[i,j] * x.value[j] the slide gives
     for i,j:  x.grad[j]   += u.grad[i] * A.value[i,j]
 
 `ln.derive` (and `python cli.py derive "..."`) applies that rule to a statement and prints
-each gradient loop twice: as the slide writes it, and in loopnet's gather form, one grid
+each gradient loop twice: in the slide's scatter form, and in loopnet's gather form, one grid
 point per gradient element, summing over the indices that element does not have. Here:
 
 1. affine's three backward loops, derived from the one-line declaration above its forward

@@ -315,10 +315,10 @@ def reduction_source(body):
         f"def drive({', '.join(spec.parameters)}):",
         f"    reduce_shares = reduce_cuda.shared.array({threads}, reduce_numba.float64)",
         "    reduce_thread = reduce_cuda.threadIdx.x",
-        *(f"    {line}" for statement in spec.before for line in statement.splitlines()),
+        *drivers.pasted(spec.before, 4),
         f"    {acc} = {spec.start}",
         f"    for {i} in range(reduce_thread, {spec.extent}, {threads}):",
-        *(f"        {line}" for statement in spec.term for line in statement.splitlines()),
+        *drivers.pasted(spec.term, 8),
         f"    reduce_shares[reduce_thread] = {acc}",
         "    reduce_cuda.syncthreads()",
         f"    reduce_step = {threads // 2}",
@@ -329,7 +329,7 @@ def reduction_source(body):
         "        reduce_step //= 2",
         "    if reduce_thread == 0:",
         f"        {acc} = reduce_shares[0]",
-        *(f"        {line}" for statement in spec.after for line in statement.splitlines()),
+        *drivers.pasted(spec.after, 8),
     ]) + "\n"
 
 

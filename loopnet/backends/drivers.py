@@ -119,6 +119,11 @@ def _shared_mode():
     return 0o666 & ~umask
 
 
+def pasted(statements, indent):
+    """Source lines of `statements` (a body's own, as text), each indented by `indent` spaces."""
+    return [" " * indent + line for statement in statements for line in statement.splitlines()]
+
+
 def module_imports(body, names):
     """Import lines for the names of `body`'s module that a pasted loop reads (scalar,
     math); a name the module lacks is left out, so the compiler names it as undefined."""

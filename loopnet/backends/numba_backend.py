@@ -276,7 +276,7 @@ def _reduction_source(body):
         "",
         f"@reduce_numba.njit(parallel=True, {OPTIONS})",
         f"def drive({', '.join(spec.parameters)}):",
-        *(f"    {line}" for statement in spec.before for line in statement.splitlines()),
+        *drivers.pasted(spec.before, 4),
         f"    reduce_extent = {spec.extent}",
         f"    if reduce_extent < {2 * CHUNK}:",
         f"        reduce_body({', '.join(spec.parameters)})",
@@ -286,12 +286,12 @@ def _reduction_source(body):
         "    for reduce_chunk in reduce_numba.prange(reduce_chunks):",
         f"        {acc} = {spec.start}",
         f"        for {i} in range(reduce_chunk * {CHUNK}, min(reduce_extent, reduce_chunk * {CHUNK} + {CHUNK})):",
-        *(f"            {line}" for statement in spec.term for line in statement.splitlines()),
+        *drivers.pasted(spec.term, 12),
         f"        reduce_partial[reduce_chunk] = {acc}",
         f"    {acc} = {spec.start}",
         "    for reduce_chunk in range(reduce_chunks):",
         f"        {acc} += reduce_partial[reduce_chunk]",
-        *(f"    {line}" for statement in spec.after for line in statement.splitlines()),
+        *drivers.pasted(spec.after, 4),
     ]
     return "\n".join(lines) + "\n"
 
