@@ -100,6 +100,7 @@ class _Recording:
             for leaf, array in given.items():  # the caller's arrays stay theirs
                 leaf._value = array
         self.arrays = [(n, n._value, n._grad, n.shape, n.dtype) for n in replay.order if n not in given]
+        self.computed = [n for n in replay.order if n.op is not None]
 
     def _check(self, validate):
         def recorded(*nodes):
@@ -111,6 +112,8 @@ class _Recording:
         for leaf, array in self.private.items():  # new data into the recorded arrays
             np.copyto(array, backend.adopt(leaf._value))
         for node, value, grad, shape, dtype in self.arrays:
+            if node._value is value and node._grad is grad:
+                continue  # (as after the last replay: most steps)
             if node.op is None and node._value is not value:  # a parameter given a new array
                 np.copyto(value, backend.adopt(node._value))
             node._value, node._grad, node.shape, node.dtype = value, grad, shape, dtype
@@ -128,6 +131,5 @@ class _Recording:
             for call, arguments in self.calls:
                 call(*arguments)
         stamp = _stamp()
-        for node in replay.order:
-            if node.op is not None:
-                node._evaluated_at = stamp
+        for node in self.computed:
+            node._evaluated_at = stamp
