@@ -10,12 +10,29 @@ The helpers below shape arrays for a loop (flat and row views), make arrays wher
 loops run (scratch, to_backend), and lay an operand out for a fast inner loop (transposed).
 """
 
+import functools
+
 from loopnet.backends import current_backend
 
 
 def loop(body, grid, *args):
     """Run `body(*index, *args)` for every index in `grid` on the selected backend."""
     current_backend().loop(body, tuple(grid), args)
+
+
+def launcher(body, grid):
+    """`run` such that `run(*args)` does `loop(body, grid, *args)`, for a loop launched
+    again and again with the same body and grid (an optimizer's update, every step), and
+    whether `run` calls the compiled code directly. On numba, once the grid's serial or
+    parallel choice is settled, `run` is the compiled driver with the grid filled in: a
+    call skips the dispatch, which on a small model costs more than the loop (digits MLP:
+    a quarter of the update). Everywhere else it is `loop`, so a breakpoint still stops."""
+    backend, grid = current_backend(), tuple(grid)
+    settled = getattr(backend, "settled_launcher", None)
+    drive = settled(body, grid) if settled else None
+    if drive is None:
+        return functools.partial(loop, body, grid), False
+    return functools.partial(drive, *grid), True
 
 
 def flat(array):

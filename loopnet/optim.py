@@ -27,8 +27,9 @@ import numpy as np
 
 from loopnet import scalar
 from loopnet.errors import LoopnetError
+from loopnet.backends import current_backend
 from loopnet.graph import kernel_side, mark_changed
-from loopnet.loops import flat, loop, scratch
+from loopnet.loops import flat, launcher, loop, scratch
 from loopnet.reduction import reduction
 
 
@@ -72,8 +73,6 @@ def scale_step(i, g, factor):
 
 def grad_norm(params):
     """||g|| over every parameter's gradient together."""
-    from loopnet.backends import current_backend
-
     with kernel_side():
         total = scratch((1,), np.float64)
         for p in params:
@@ -110,7 +109,7 @@ class Optimizer:
         self.params, self.lr, self.weight_decay, self.clip = list(params), float(lr), float(weight_decay), clip
         self.steps = 0
         self.state = {}  # (parameter name, buffer) -> array where the loops run, made at the first step
-        self._views = {}  # parameter name -> its arrays and the update's grid and flat views of them
+        self._launches = {}  # parameter name -> how its update is launched, and on which arrays (see _launch)
 
     def decay_for(self, p):
         return self.weight_decay if len(p.shape) >= 2 else 0.0
@@ -123,37 +122,39 @@ class Optimizer:
         if self.clip is not None:
             clip_grad_norm(self.params, self.clip)
         self.steps += 1
-        with kernel_side():  # parameters, grads and buffers stay where the loops run
-            for p in self.params:
-                grid, arrays = self._arrays(p)
-                loop(self.body, grid, *arrays, *self.scalars(p))
-                mark_changed(p)  # a forward is due before the next backward
+        backend = current_backend()
+        for p in self.params:
+            run, arrays = self._launch(p, backend)
+            run(*arrays, *self.scalars(p))
+            mark_changed(p)  # a forward is due before the next backward
 
-    def _arrays(self, p):
-        """The update's grid and flat views of p's value, grad and buffers, made again only
-        when p holds other arrays: on a small model the Python around four short loops
-        was most of a step's update (15 us of 22, digits MLP)."""
-        kept = self._views.get(p.name)  # (._value and ._grad: what .value and .grad give here, kernel_side)
-        if kept is None or kept[0] is not p._value or kept[1] is not p._grad:
+    def _launch(self, p, backend):
+        """How to launch p's update, and its arrays: flat views of p's value and grad (the
+        backend's own arrays: what .value and .grad give inside kernel_side) and of its
+        buffers. Kept while p holds the same arrays on the same backend; the Python
+        around four short loops was most of a small model's update (digits MLP)."""
+        if p._grad is None:
+            raise OptimizerError(f"{p.name!r} has no gradient: call backward(loss) before optimizer.step(), "
+                                 f"and leave out parameters the loss does not depend on")
+        kept = self._launches.get(p.name)
+        if kept is None or kept.value is not p._value or kept.grad is not p._grad or kept.backend is not backend:
             buffers = []
             for b in self.buffers:
                 if (p.name, b) not in self.state:
                     self.state[p.name, b] = scratch(p.shape, p.dtype)
                 buffers.append(flat(self.state[p.name, b]))
-            kept = (p.value, p.grad, (p.size,), (flat(p.value), flat(p.grad), *buffers))
-            self._views[p.name] = kept
-        return kept[2], kept[3]
+            kept = _Update(p, backend, (flat(p._value), flat(p._grad), *buffers))
+            self._launches[p.name] = kept
+        if not kept.direct:  # (until the backend calls the compiled driver directly: see launcher)
+            kept.run, kept.direct = launcher(self.body, (p.size,))
+        return kept.run, kept.arrays
 
     def state_dict(self):
-        from loopnet.backends import current_backend
-
         to_host = current_backend().to_host
         arrays = {f"{name}/{buffer}": to_host(value) for (name, buffer), value in self.state.items()}
         return arrays, {"steps": self.steps, "lr": self.lr}
 
     def load_state(self, arrays, meta):
-        from loopnet.backends import current_backend
-
         for p in self.params:
             for b in self.buffers:
                 key = f"{p.name}/{b}"
@@ -162,8 +163,18 @@ class Optimizer:
                 if arrays[key].shape != p.shape:
                     raise OptimizerError(f"optimizer state {key} has shape {arrays[key].shape}, expected {p.shape}")
                 self.state[p.name, b] = current_backend().adopt(np.array(arrays[key], dtype=p.dtype))
-        self._views = {}  # (views of the buffers just replaced)
+        self._launches = {}  # (they held views of the buffers just replaced)
         self.steps, self.lr = int(meta["steps"]), float(meta["lr"])
+
+
+class _Update:
+    """One parameter's update launch, and the arrays it was made for."""
+
+    __slots__ = ("value", "grad", "backend", "arrays", "run", "direct")
+
+    def __init__(self, p, backend, arrays):
+        self.value, self.grad, self.backend, self.arrays = p._value, p._grad, backend, arrays
+        self.run, self.direct = None, False
 
 
 class SGD(Optimizer):

@@ -66,6 +66,49 @@ def test_clip_grad_norm_scales_only_when_over():
     np.testing.assert_allclose([a.grad[0], b.grad[0]], [0.6, 0.8])
 
 
+def test_a_step_before_backward_is_refused():
+    opt = optim.SGD([ln.Parameter(np.ones((2, 2)), name="W")], 0.1)
+    with pytest.raises(optim.OptimizerError, match="'W' has no gradient: call backward"):
+        opt.step()
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "rmsprop", "adam"])
+def test_numba_updates_go_straight_to_the_driver_once_settled_with_the_same_numbers(name, monkeypatch):
+    from loopnet.backends import python_backend
+
+    rng = np.random.default_rng(3)
+    w0, b0, g = rng.normal(size=(6, 5)), rng.normal(size=5), rng.normal(size=(3, 6, 5))
+    results = {}
+    for backend in ("python", "numba"):
+        W, b = param_with_grad(w0, g[0], "W"), param_with_grad(b0, g[0, 0], "b")
+        opt = optim.make_optimizer(name, [W, b], 0.05, weight_decay=0.01)
+        with ln.use(backend):
+            for step in range(6):
+                W._grad[...], b._grad[...] = g[step % 3], g[step % 3, 0]
+                opt.step()
+        results[backend] = W.value.copy(), b.value.copy()
+        assert all(u.direct for u in opt._launches.values()) == (backend == "numba")
+    for ours, python in zip(results["numba"], results["python"]):
+        np.testing.assert_allclose(ours, python, rtol=1e-13, atol=1e-15)
+    launched = []  # the same optimizer, now on python: through its loops again, never the driver
+    monkeypatch.setattr(python_backend, "loop", lambda body, grid, args: launched.append(body))
+    with ln.use("python"):
+        opt.step()
+    assert launched == [opt.body, opt.body]
+
+
+def test_loaded_optimizer_state_is_what_the_next_update_uses():
+    p = param_with_grad([1.0], [2.0])
+    opt = optim.Momentum([p], lr=0.1, momentum=0.5)
+    with ln.use("numba"):
+        for _ in range(3):
+            opt.step()
+        opt.load_state({"w/v": np.array([1.0])}, {"steps": 3, "lr": 0.1})
+        before = p.value[0]
+        opt.step()  # v = 0.5 * 1.0 - 0.1 * 2.0 = 0.3
+    assert p.value[0] == pytest.approx(before + 0.3)
+
+
 @pytest.mark.parametrize("kwargs,message", [
     (dict(lr=-0.1), "learning rate must be positive"),
     (dict(lr=0.1, weight_decay=-1), "weight decay must be >= 0"),

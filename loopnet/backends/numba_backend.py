@@ -113,6 +113,13 @@ def launcher(body, grid):
     return driver(body, len(grid), _by_size(grid) if parallel is None else parallel)
 
 
+def settled_launcher(body, grid):
+    """`launcher(body, grid)` once the grid's serial or parallel choice is settled (after
+    its first timed launch), else None: until then launches go through `loop`."""
+    parallel = _settled.get((body, grid))
+    return None if parallel is None else driver(body, len(grid), parallel)
+
+
 def settle(parallel, seconds, has_grid):
     """The choice for the launches after a timed one that ran `parallel` in `seconds`."""
     if parallel and seconds < SERIAL_BELOW_SECONDS:
