@@ -108,6 +108,20 @@ class _Recording:
             validate(*nodes)
         return recorded
 
+    def _direct_calls(self, backend):
+        """The recorded steps as (function, arguments), each loop its compiled driver; None
+        while some grid's serial or parallel choice is not settled yet."""
+        calls = []
+        for kind, what, *rest in self.steps:
+            if kind == "loop":
+                drive = backend.settled_launcher(what, rest[0])
+                if drive is None:
+                    return None
+                calls.append((drive, rest[0] + rest[1]))
+            else:
+                calls.append((what, rest[0]))
+        return calls
+
     def run(self, replay, backend):
         for leaf, array in self.private.items():  # new data into the recorded arrays
             np.copyto(array, backend.adopt(leaf._value))
@@ -117,16 +131,13 @@ class _Recording:
             if node.op is None and node._value is not value:  # a parameter given a new array
                 np.copyto(value, backend.adopt(node._value))
             node._value, node._grad, node.shape, node.dtype = value, grad, shape, dtype
-        if self.calls is None:  # the first replay launches through the backend, which settles
-            calls = []  # each grid's serial or parallel choice; later ones call directly
-            for kind, what, *rest in self.steps:
+        if self.calls is None:  # launches go through the backend until it has settled each
+            for kind, what, *rest in self.steps:  # grid's serial or parallel choice; then directly
                 if kind == "loop":
                     backend.loop(what, *rest)
-                    calls.append((backend.launcher(what, rest[0]), rest[0] + rest[1]))
                 else:
                     what(*rest[0])
-                    calls.append((what, rest[0]))
-            self.calls = calls  # (only once every step ran: a check that failed leaves it unset)
+            self.calls = self._direct_calls(backend)  # (a check that failed leaves it unset)
         else:
             for call, arguments in self.calls:
                 call(*arguments)

@@ -128,12 +128,14 @@ def double_body(i, x, y):  # a body no other test compiles, so its first launche
     y[i] = 2 * x[i]
 
 
-def launches_with_a_slow_clock(monkeypatch):
-    """Launches see a fake clock, 1 ms per reading, so a timed serial launch gets threads;
-    returns the list that records each launch's choice (True: parallel)."""
+def launches_with_a_clock(monkeypatch, durations):
+    """Launches see a fake clock on which the n-th timed launch takes durations[n] seconds
+    (then 1 ms each); returns the list that records each launch's choice (True: parallel)."""
     numba_backend.check_available()
     monkeypatch.setattr(numba_backend, "_settled", {})
-    clock = iter(np.arange(0, 10, 1e-3))
+    monkeypatch.setattr(numba_backend, "_timed", {})
+    readings = np.cumsum([x for d in list(durations) + [1e-3] * 100 for x in (1.0, d)])
+    clock = iter(readings)
     monkeypatch.setattr(numba_backend.time, "perf_counter", lambda: next(clock))
     ran = []
     real_run = numba_backend._run
@@ -141,24 +143,41 @@ def launches_with_a_slow_clock(monkeypatch):
     return ran
 
 
-def test_a_slow_serial_grid_runs_in_parallel_after_its_first_timed_launch(monkeypatch):
+def test_a_slow_serial_grid_runs_in_parallel_after_its_timed_launches(monkeypatch):
     from loopnet.ops.activations import relu_forward
 
     x, y = np.linspace(-1, 1, 8), np.zeros(8)
     numba_backend.loop(relu_forward, (8,), (x, y))  # (compiled or loaded now: the launches below are warm)
-    ran = launches_with_a_slow_clock(monkeypatch)
-    for _ in range(3):
+    ran = launches_with_a_clock(monkeypatch, [])
+    for _ in range(numba_backend.TIMED_LAUNCHES + 2):
         numba_backend.loop(relu_forward, (8,), (x, y))
-    assert ran == [False, True, True]
+    assert ran == [False] * numba_backend.TIMED_LAUNCHES + [True, True]
     np.testing.assert_array_equal(y, np.maximum(x, 0))
     assert numba_backend._settled == {(relu_forward, (8,)): True}
 
 
+@pytest.mark.parametrize("durations,settled", [
+    ([7.8e-3, 4e-6, 5e-6], False),  # threads that slept, then quick: serial
+    ([30e-6, 40e-6, 30e-6], True),  # never quick enough to be mostly starting threads
+])
+def test_the_fastest_timed_launch_decides_not_the_first(monkeypatch, durations, settled):
+    from loopnet.ops.activations import relu_forward
+
+    monkeypatch.setattr(numba_backend, "PARALLEL_MIN_POINTS", 0)  # guessed parallel
+    x, y = np.linspace(-1, 1, 8), np.zeros(8)
+    numba_backend.loop(relu_forward, (8,), (x, y))
+    ran = launches_with_a_clock(monkeypatch, durations)
+    for _ in range(numba_backend.TIMED_LAUNCHES):
+        numba_backend.loop(relu_forward, (8,), (x, y))
+        assert (numba_backend.settled_launcher(relu_forward, (8,)) is None) == (len(ran) < len(durations))
+    assert ran == [True] * 3 and numba_backend._settled == {(relu_forward, (8,)): settled}
+
+
 def test_a_launch_that_compiles_its_kernel_is_not_timed(monkeypatch):
-    ran = launches_with_a_slow_clock(monkeypatch)
-    for dtype in (np.float64, np.float32, np.float64):  # each dtype's first launch compiles (or loads)
-        x = np.ones(8, dtype)
+    ran = launches_with_a_clock(monkeypatch, [])
+    for dtype in (np.float64, np.float32) + (np.float64,) * numba_backend.TIMED_LAUNCHES:  # each dtype's
+        x = np.ones(8, dtype)                                        # first launch compiles (or loads)
         numba_backend.loop(double_body, (8,), (x, np.zeros(8, dtype)))
         if dtype == np.float32:
-            assert numba_backend._settled == {}
-    assert ran == [False, False, False] and numba_backend._settled == {(double_body, (8,)): True}
+            assert numba_backend._settled == {} and numba_backend._timed == {}
+    assert ran == [False] * 5 and numba_backend._settled == {(double_body, (8,)): True}

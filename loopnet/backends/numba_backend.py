@@ -44,16 +44,21 @@ FASTMATH = {"reassoc", "contract"}
 OPTIONS = "cache=True, fastmath={" + ", ".join(map(repr, sorted(FASTMATH))) + "}, error_model='numpy', nogil=True"
 
 # Serial or parallel: a grid's launches guess by its size (below PARALLEL_MIN_POINTS points
-# a serial loop beats starting threads) until one runs a kernel already compiled. That one
-# is timed, and settles the choice for that body and grid size where the guess was clearly
-# wrong. A point's work varies by a thousand times between ops (an add; a whole convolution
-# plane), so the size alone misjudges both ways: measured on 2 cores, conv2d's 1,024 planes
-# ran 1.9x faster in parallel, and the digits MLP's 4,096-point loops faster serially.
+# a serial loop beats starting threads) until TIMED_LAUNCHES of them have run a kernel
+# already compiled. The fastest of those settles the choice for that body and grid size
+# where the guess was clearly wrong. A point's work varies by a thousand times between ops
+# (an add; a whole convolution plane), so the size alone misjudges both ways: measured on
+# 2 cores, conv2d's 1,024 planes ran 1.9x faster in parallel, and the digits MLP's
+# 4,096-point loops faster serially. The fastest of three, not the first: threads that
+# have slept wake slowly (a 64x64 transpose in parallel took 4 us, and 7.8 ms after 0.2 s
+# idle), and one slow launch once kept such a grid parallel for a whole benchmark.
 # Either way each grid point runs the same arithmetic: the answer does not depend on it.
 PARALLEL_MIN_POINTS = 4096
 SERIAL_BELOW_SECONDS = 25e-6  # a parallel launch this quick is mostly starting threads
 PARALLEL_ABOVE_SECONDS = 250e-6  # a serial launch this slow is worth the threads
-_settled = {}  # (body, grid) -> parallel, from the grid's first timed launch
+TIMED_LAUNCHES = 3
+_settled = {}  # (body, grid) -> parallel, from the grid's timed launches
+_timed = {}  # (body, grid) -> (the fastest of its timed launches so far, how many), until settled
 _drivers = {}  # (body, grid rank, parallel) -> compiled driver
 _cache = None  # the usable cache directory, None where there is none (see check_available)
 numba = None
@@ -98,30 +103,29 @@ def loop(body, grid, args):
     start = time.perf_counter()
     _run(body, parallel, grid, args)
     if len(drive.overloads) == kernels:  # (a launch that compiled or loaded its kernel is not timed)
-        _settled[key] = settle(parallel, time.perf_counter() - start, len(grid) > 0)
+        fastest, count = _timed.get(key, (math.inf, 0))
+        fastest, count = min(fastest, time.perf_counter() - start), count + 1
+        _timed[key] = (fastest, count)
+        if count == TIMED_LAUNCHES:
+            _settled[key] = settle(parallel, fastest, len(grid) > 0)
+            del _timed[key]
 
 
 def _by_size(grid):
     return len(grid) > 0 and math.prod(grid) >= PARALLEL_MIN_POINTS
 
 
-def launcher(body, grid):
-    """The compiled driver that `loop(body, grid, ...)` runs now, to call as
-    `driver(*grid, *args)`: what a replayed step (loopnet.replay) calls directly."""
-    grid = tuple(grid)
-    parallel = _settled.get((body, grid))
-    return driver(body, len(grid), _by_size(grid) if parallel is None else parallel)
-
-
 def settled_launcher(body, grid):
-    """`launcher(body, grid)` once the grid's serial or parallel choice is settled (after
-    its first timed launch), else None: until then launches go through `loop`."""
+    """The compiled driver that `loop(body, grid, ...)` runs, to call as
+    `driver(*grid, *args)`, once the grid's serial or parallel choice is settled; None
+    until then (launches go through `loop`). What a replayed step (loopnet.replay) and an
+    optimizer's update (loopnet.loops.launcher) call directly."""
     parallel = _settled.get((body, grid))
     return None if parallel is None else driver(body, len(grid), parallel)
 
 
 def settle(parallel, seconds, has_grid):
-    """The choice for the launches after a timed one that ran `parallel` in `seconds`."""
+    """The choice for the launches after timed ones that ran `parallel`, the fastest in `seconds`."""
     if parallel and seconds < SERIAL_BELOW_SECONDS:
         return False
     if not parallel and has_grid and seconds > PARALLEL_ABOVE_SECONDS:

@@ -6,7 +6,7 @@ list of argument types. Warmup works in two steps:
 1. `plan`: find the kernels by running every op's sample and every optimizer on the
    python backend with a recorder (loopnet.tools.kernels.launched_kernels). Each loop
    gets both drivers, serial and parallel (prange), since which one runs depends on the
-   grid's size and on how long its first warm launch took (numba_backend.settle).
+   grid's size and on how long its first warm launches took (numba_backend.settle).
 2. `compile_in_workers`: worker processes compile them into the shared cache, one body
    (all its kernels) at a time, and say how many Numba really compiled (none when the
    cache had them). One body never goes to two workers at once: Numba reads a
