@@ -26,6 +26,8 @@ A graph holding an op whose forward does host-side work that a recording cannot 
 never replayed: such ops say `replayable = False`.
 """
 
+import functools
+
 import numpy as np
 
 from loopnet.backends import current_backend
@@ -109,7 +111,7 @@ class _Recording:
         return recorded
 
     def _direct_calls(self, backend):
-        """The recorded steps as (function, arguments), each loop its compiled driver; None
+        """The recorded steps as calls with their arguments bound, each loop its compiled driver; None
         while some grid's serial or parallel choice is not settled yet."""
         calls = []
         for kind, what, *rest in self.steps:
@@ -117,9 +119,9 @@ class _Recording:
                 drive = backend.settled_launcher(what, rest[0])
                 if drive is None:
                     return None
-                calls.append((drive, rest[0] + rest[1]))
+                calls.append(functools.partial(drive, *rest[0], *rest[1]))
             else:
-                calls.append((what, rest[0]))
+                calls.append(functools.partial(what, *rest[0]))
         return calls
 
     def run(self, replay, backend):
@@ -139,8 +141,8 @@ class _Recording:
                     what(*rest[0])
             self.calls = self._direct_calls(backend)  # (a check that failed leaves it unset)
         else:
-            for call, arguments in self.calls:
-                call(*arguments)
+            for call in self.calls:
+                call()
         stamp = _stamp()
         for node in self.computed:
             node._evaluated_at = stamp
