@@ -244,7 +244,9 @@ def _contraction_source(body, parallel):
         "                " + " = ".join(name for row in total for name in row) + " = 0.0  # float64 totals",
         f"                for k0 in range(0, K, {BLOCK}):",
         "                    " + " = ".join(name for row in acc for name in row) + " = zero",
-        f"                    for k in range(k0, min(k0 + {BLOCK}, K)):",
+        # an unsigned k: Numba wraps a negative signed index (x[-1] is the last element)
+        # with a compare and a select on each read, and k cannot be negative
+        f"                    for k in range(numba.uint64(k0), numba.uint64(min(k0 + {BLOCK}, K))):",
         "                        " + "; ".join(f"x{r} = {at['a']}[i0 + {r}, k]" for r in range(R)),
         "                        " + "; ".join(f"y{c} = {at['b']}[j0 + {c}, k]" for c in range(C)),
     ]
