@@ -21,13 +21,14 @@ Weight decay applies to weights (parameters with two or more axes), not to biase
 Every update runs as a loop kernel over flat views, on the selected backend.
 """
 
+import functools
 import math
 
 import numpy as np
 
 from loopnet import scalar
-from loopnet.errors import LoopnetError
 from loopnet.backends import current_backend
+from loopnet.errors import LoopnetError
 from loopnet.graph import kernel_side, mark_changed
 from loopnet.loops import flat, launcher, loop, scratch
 from loopnet.reduction import reduction
@@ -119,6 +120,10 @@ class Optimizer:
         raise NotImplementedError
 
     def step(self):
+        for p in self.params:  # (before anything changes: a refused step leaves every parameter as it was)
+            if p._grad is None:
+                raise OptimizerError(f"{p.name!r} has no gradient: call backward(loss) before optimizer.step(), "
+                                     f"and leave out parameters the loss does not depend on")
         if self.clip is not None:
             clip_grad_norm(self.params, self.clip)
         self.steps += 1
@@ -133,9 +138,6 @@ class Optimizer:
         backend's own arrays: what .value and .grad give inside kernel_side) and of its
         buffers. Kept while p holds the same arrays on the same backend; the Python
         around four short loops was most of a small model's update (digits MLP)."""
-        if p._grad is None:
-            raise OptimizerError(f"{p.name!r} has no gradient: call backward(loss) before optimizer.step(), "
-                                 f"and leave out parameters the loss does not depend on")
         kept = self._launches.get(p.name)
         if kept is None or kept.value is not p._value or kept.grad is not p._grad or kept.backend is not backend:
             buffers = []
@@ -147,6 +149,8 @@ class Optimizer:
             self._launches[p.name] = kept
         if not kept.direct:  # (until the backend calls the compiled driver directly: see launcher)
             kept.run, kept.direct = launcher(self.body, (p.size,))
+            if kept.direct:  # one more launch through loop first: it loads or compiles the settled
+                return functools.partial(loop, self.body, (p.size,)), kept.arrays  # kernel, errors handled
         return kept.run, kept.arrays
 
     def state_dict(self):

@@ -134,12 +134,13 @@ class _Recording:
                 np.copyto(value, backend.adopt(node._value))
             node._value, node._grad, node.shape, node.dtype = value, grad, shape, dtype
         if self.calls is None:  # launches go through the backend until it has settled each
-            for kind, what, *rest in self.steps:  # grid's serial or parallel choice; then directly
-                if kind == "loop":
+            direct = self._direct_calls(backend)  # grid's serial or parallel choice, and once more
+            for kind, what, *rest in self.steps:  # after: that launch loads or compiles the settled
+                if kind == "loop":  # kernel with the backend's error handling. Then directly
                     backend.loop(what, *rest)
                 else:
                     what(*rest[0])
-            self.calls = self._direct_calls(backend)  # (a check that failed leaves it unset)
+            self.calls = direct  # (a check that failed leaves it unset)
         else:
             for call in self.calls:
                 call()

@@ -164,3 +164,29 @@ def test_a_value_kept_from_an_earlier_step_is_not_overwritten():
             x.value, labels.value = xb, yb
             step()
     np.testing.assert_array_equal(kept, data[0][0])
+
+
+def test_a_replay_calls_drivers_directly_only_after_each_settled_kernel_ran_through_the_backend(monkeypatch):
+    # the launch that first runs the variant a grid settles on loads or compiles its kernel:
+    # it goes through numba_backend._run, which turns a compile error into one line and
+    # drops a damaged cache entry; only the steps after it call the drivers directly
+    from loopnet.backends import numba_backend
+
+    numba_backend.check_available()
+    monkeypatch.setattr(numba_backend, "_settled", {})
+    monkeypatch.setattr(numba_backend, "_timed", {})
+    monkeypatch.setattr(numba_backend, "SERIAL_BELOW_SECONDS", 1.0)  # every grid settles serial
+    monkeypatch.setattr(numba_backend, "PARALLEL_MIN_POINTS", 0)  # after guessing parallel
+    ran = []
+    real_run = numba_backend._run
+    monkeypatch.setattr(numba_backend, "_run", lambda body, parallel, grid, args: (ran.append((body, grid, parallel)), real_run(body, parallel, grid, args)))
+    x, labels, params, loss = mlp()
+    step = Replay(loss)
+    with ln.use("numba"):
+        for xb, yb in batches(rows=(8,) * 8):
+            x.value, labels.value = xb, yb
+            step()
+    launched = {(body, grid) for body, grid, _ in ran}
+    assert {(body, grid) for body, grid, parallel in ran if not parallel} == launched  # each ran serial via _run
+    assert step.recordings[next(iter(step.recordings))].calls is not None
+    assert len(ran) < 8 * len(launched)  # and the last steps went straight to the drivers

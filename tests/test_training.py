@@ -66,10 +66,37 @@ def test_clip_grad_norm_scales_only_when_over():
     np.testing.assert_allclose([a.grad[0], b.grad[0]], [0.6, 0.8])
 
 
-def test_a_step_before_backward_is_refused():
-    opt = optim.SGD([ln.Parameter(np.ones((2, 2)), name="W")], 0.1)
+@pytest.mark.parametrize("clip", [None, 1.0])
+def test_a_step_before_backward_is_refused_and_changes_nothing(clip):
+    a = param_with_grad([1.0, 1.0], [1.0, 1.0], "a")
+    W = ln.Parameter(np.ones((2, 2)), name="W")  # no grad: not reached by a backward
+    opt = optim.Adam([a, W], 0.1, clip=clip)
     with pytest.raises(optim.OptimizerError, match="'W' has no gradient: call backward"):
         opt.step()
+    assert a.value.tolist() == [1.0, 1.0] and opt.steps == 0 and a.grad.tolist() == [1.0, 1.0]
+
+
+def test_a_settled_kernel_first_runs_through_loop_then_directly(monkeypatch):
+    # numba_backend._run turns a compile error into one line and drops a damaged cache
+    # entry: the first launch of the variant a grid settles on (here serial, after three
+    # parallel ones) must go through it, and only later ones straight to the driver
+    from loopnet.backends import numba_backend
+
+    numba_backend.check_available()
+    monkeypatch.setattr(numba_backend, "_settled", {})
+    monkeypatch.setattr(numba_backend, "_timed", {})
+    monkeypatch.setattr(numba_backend, "PARALLEL_MIN_POINTS", 0)  # guessed parallel,
+    monkeypatch.setattr(numba_backend, "SERIAL_BELOW_SECONDS", 1.0)  # settled serial
+    ran = []
+    real_run = numba_backend._run
+    monkeypatch.setattr(numba_backend, "_run", lambda body, parallel, grid, args: (ran.append(parallel), real_run(body, parallel, grid, args)))
+    p = param_with_grad(np.ones(7), np.ones(7))
+    opt = optim.SGD([p], 0.5)
+    with ln.use("numba"):
+        for _ in range(7):
+            opt.step()
+    # (a compile or load if not done before), three timed launches, one serial through _run
+    assert ran in ([True] * 3 + [False], [True] * 4 + [False]) and p.value.tolist() == [1 - 7 * 0.5] * 7
 
 
 @pytest.mark.parametrize("name", ["sgd", "momentum", "rmsprop", "adam"])

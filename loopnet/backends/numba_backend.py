@@ -105,10 +105,11 @@ def loop(body, grid, args):
     if len(drive.overloads) == kernels:  # (a launch that compiled or loaded its kernel is not timed)
         fastest, count = _timed.get(key, (math.inf, 0))
         fastest, count = min(fastest, time.perf_counter() - start), count + 1
-        _timed[key] = (fastest, count)
-        if count == TIMED_LAUNCHES:
+        if count < TIMED_LAUNCHES:
+            _timed[key] = (fastest, count)
+        else:  # (pop, not del: two threads launching one grid may both get here)
             _settled[key] = settle(parallel, fastest, len(grid) > 0)
-            del _timed[key]
+            _timed.pop(key, None)
 
 
 def _by_size(grid):
