@@ -13,6 +13,7 @@ loops run (scratch, to_backend), and lay an operand out for a fast inner loop (t
 import functools
 
 from loopnet.backends import current_backend
+from loopnet.schedule import tiles
 
 
 def loop(body, grid, *args):
@@ -58,6 +59,7 @@ def to_backend(host_array):
     return current_backend().adopt(host_array)
 
 
+@tiles(8, "A")  # reads A down a column: where its rows share cache sets, Numba runs 8 x 8 tiles
 def transpose_body(j, i, A, AT):
     AT[j, i] = A[i, j]
 

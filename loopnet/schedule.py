@@ -25,6 +25,14 @@ reorganise the same sum:
 The equality tests hold every scheduled kernel to the body on shapes with interior blocks
 and ragged edges.
 
+A body that reads an array down a column (a transposed copy: `AT[j,i] = A[i,j]`) may say
+so instead, with `@tiles(8, "A")`: where A's rows lie a multiple of a power of two apart,
+a column's elements share a few cache sets and evict one another before the next column
+comes back to the same lines, so Numba walks the grid in 8 x 8 tiles there (1024 x 1024
+float32, measured: 2.5 ms in grid order, 0.7 in tiles; 784 x 500, whose rows lie 2000
+bytes apart, is faster in grid order). Each grid point still owns its writes, so the
+order cannot change the answer. The other backends run the grid as they always do.
+
 The form: an output, an optional addend, and one sum of products of two arrays,
 
     OUT[o1,o2,...] (= | +=) [INIT[...] +] sum_{k1,k2,...} A[e1,e2,...] * B[e1,e2,...]
@@ -224,6 +232,28 @@ def contraction(spec):
             raise ScheduleError(f"{body.__name__}: the grid indices are {grid}, the contraction says "
                                 f"{list(declared.out_index)}")
         body.contraction = declared
+        return body
+
+    return declare
+
+
+@dataclass(frozen=True)
+class Tiles:
+    size: int  # the side of a square tile of grid points
+    array: str  # the argument the body reads down a column
+
+
+def tiles(size, array):
+    """Declare that a two-index body reads `array` down a column, so a compiled backend may
+    run its grid in size x size tiles (see this module's docstring)."""
+    if not isinstance(size, int) or isinstance(size, bool) or size < 2:
+        raise ScheduleError(f"a tile's side must be an integer of at least 2, not {size!r}")
+
+    def declare(body):
+        params = list(inspect.signature(body).parameters)
+        if array not in params[2:]:
+            raise ScheduleError(f"{body.__name__} has no array argument {array!r} after its two grid indices")
+        body.tiles = Tiles(size, array)
         return body
 
     return declare

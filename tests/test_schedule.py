@@ -1,4 +1,5 @@
-"""Declared contraction schedules: the tiled Numba driver equals the op's own body."""
+"""Declared schedules: the tiled Numba drivers (contractions, and the transpose's tiles)
+equal the body, and visit every grid point once."""
 
 import importlib
 import inspect
@@ -9,7 +10,8 @@ from hypothesis import given, strategies as st
 
 import loopnet as ln
 from loopnet.backends import numba_backend, python_backend
-from loopnet.schedule import ScheduleError, contraction, grid_of, parse
+from loopnet.loops import transpose_body
+from loopnet.schedule import ScheduleError, Tiles, contraction, grid_of, parse, tiles
 
 OP_MODULES = [importlib.import_module(f"loopnet.ops.{name}") for name in ("affine", "matmul", "conv", "conv_strided", "bmm")]
 SCHEDULED = [f for module in OP_MODULES  # each body once, from the module that defines it
@@ -181,3 +183,69 @@ def test_numba_tiles_only_the_plain_form():
 
     assert "Declared schedule" in numba_backend._driver_source(matmul_forward, 2, False)
     assert "Declared schedule" not in numba_backend._driver_source(conv2d_forward, 2, False)
+
+
+# -- @tiles: a body that reads an array down a column ------------------------------------------
+
+def test_a_tiles_declaration_must_fit_its_body():
+    def body(j, i, A, AT):
+        AT[j, i] = A[i, j]
+
+    with pytest.raises(ScheduleError, match="no array argument 'B'"):
+        tiles(8, "B")(body)
+    with pytest.raises(ScheduleError, match="no array argument 'i'"):  # a grid index is not an array
+        tiles(8, "i")(body)
+    for size in (1, 0, 2.5, True, "8"):
+        with pytest.raises(ScheduleError, match="at least 2"):
+            tiles(size, "A")
+    assert not hasattr(body, "tiles")
+    assert tiles(4, "A")(body).tiles == Tiles(4, "A")
+
+
+def visits(A, parallel):
+    """The grid points the numba driver of transpose_body visits, in order: its Python
+    function run with a recording body in place of the compiled one."""
+    numba_backend.check_available()
+    drive = numba_backend._load_driver(transpose_body, 2, parallel)
+    seen = []
+    original = drive.py_func.__globals__["body"]
+    drive.py_func.__globals__["body"] = lambda j, i, A, AT: (seen.append((int(j), int(i))), transpose_body(j, i, A, AT))
+    try:
+        AT = np.zeros(A.shape[::-1], A.dtype)
+        drive.py_func(A.shape[1], A.shape[0], A, AT)
+    finally:
+        drive.py_func.__globals__["body"] = original
+    np.testing.assert_array_equal(AT, A.T)
+    return seen
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_transpose_runs_in_tiles_only_where_rows_lie_a_multiple_of_1_kib_apart(parallel):
+    rows_1_kib_apart = np.arange(19 * 256, dtype=np.float32).reshape(19, 256)  # 256 x 4 bytes
+    seen = visits(rows_1_kib_apart, parallel)
+    assert sorted(seen) == [(j, i) for j in range(256) for i in range(19)]  # every point, once
+    assert seen[:9] == [(0, i) for i in range(8)] + [(1, 0)]  # 8 x 8 tiles: the 9th point starts row 1
+    assert seen[64:66] == [(0, 8), (0, 9)]  # then the next tile along
+    assert (0, 16) in seen[128:136] and (0, 18) in seen  # the ragged last tile, 3 wide
+    other = np.arange(19 * 250, dtype=np.float64).reshape(19, 250)  # 2000 bytes apart
+    assert visits(other, parallel) == [(j, i) for j in range(250) for i in range(19)]  # grid order
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@given(rows=st.integers(0, 40), kib=st.integers(0, 2), extra=st.sampled_from([0, 0, 1, 7]), seed=st.integers(0, 99))
+def test_the_tiled_transpose_equals_the_body(dtype, parallel, rows, kib, extra, seed):
+    cols = kib * 1024 // np.dtype(dtype).itemsize + extra  # (extra 0: rows a multiple of 1 KiB apart)
+    A = np.random.default_rng(seed).standard_normal((rows, cols)).astype(dtype)
+    numba_backend.check_available()
+    AT = np.full(A.shape[::-1], np.nan, dtype)
+    numba_backend._load_driver(transpose_body, 2, parallel)(A.shape[1], A.shape[0], A, AT)
+    np.testing.assert_array_equal(AT, A.T)
+
+
+def test_only_the_transpose_declares_tiles_and_the_other_backends_ignore_it():
+    assert transpose_body.tiles == Tiles(8, "A")
+    assert "tiles where A's rows" in numba_backend._driver_source(transpose_body, 2, True)
+    with ln.use("python"):
+        A = np.arange(12.0).reshape(3, 4)
+        np.testing.assert_array_equal(ln.loops.transposed(A), A.T)
