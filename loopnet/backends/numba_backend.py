@@ -307,8 +307,9 @@ TILED_ROW_BYTES = 1024  # a body declared with @tiles runs in tiles where its ar
 # lie a multiple of this many bytes apart: a column's elements then fall in at most 4 of an
 # L1 cache's 64 sets (32 lines), and a walk down more rows than that evicts each line before
 # the next column reuses it. Measured on 2 cores, transposes in parallel: 1024 x 1024
-# float32 2.5 -> 0.7 ms, 256 x 1024 0.43 -> 0.14 ms, 256 x 256 43 -> 34 us; with rows
-# 3136 or 2000 bytes apart (784 or 500 float32) grid order was faster (95 vs 210 us).
+# float32 2.5 -> 0.7 ms, 256 x 1024 0.43 -> 0.15 ms, 256 x 256 within noise (43 -> 34 us
+# in one run, 48 -> 58 in another); with rows 3136 or 2000 bytes apart (784 or 500
+# float32) grid order was faster (95 vs 210 us).
 
 
 def _tiled_source(body, parallel):
