@@ -166,7 +166,10 @@ def bench_step(rows, torch, name, sizes, batch, dtype, repeats, backends=("numba
                 ln.forward(loss)
                 ln.backward(loss)
             t = median_time(step, repeats if backend != "python" else 3, warmup=1)
-        add_row(rows, name, f"loopnet {backend}", t, t_np)
+            add_row(rows, name, f"loopnet {backend}", t, t_np)
+            if backend == "numba":  # the same launches, recorded once: how training runs a step
+                t = median_time(Replay(loss), repeats, warmup=2)
+                add_row(rows, name, "numba, replayed", t, t_np, "the step's launches recorded once, as training runs them")
     if torch is not None:
         _, step = torch_mlp(torch, params)
         tx, ty = torch.from_numpy(np.array(x.value)), torch.from_numpy(np.array(labels.value))  # (writable copies)
