@@ -11,6 +11,7 @@ from hypothesis import given, strategies as st
 import loopnet as ln
 from loopnet.backends import numba_backend, python_backend
 from loopnet.loops import transpose_body
+from loopnet.ops.layout import transpose_forward, transpose_grad_x
 from loopnet.schedule import ScheduleError, Tiles, contraction, grid_of, parse, tiles
 
 OP_MODULES = [importlib.import_module(f"loopnet.ops.{name}") for name in ("affine", "matmul", "conv", "conv_strided", "bmm")]
@@ -202,14 +203,17 @@ def test_a_tiles_declaration_must_fit_its_body():
     assert tiles(4, "A")(body).tiles == Tiles(4, "A")
 
 
-def visits(A, parallel):
-    """The grid points the numba driver of transpose_body visits, in order: its Python
-    function run with a recording body in place of the compiled one."""
+TILED = [transpose_body, transpose_forward, transpose_grad_x]  # (j, i, source, copy) each
+
+
+def visits(body, A, parallel):
+    """The grid points the numba driver of `body` visits, in order, copying A's transpose:
+    its Python function run with a recording body in place of the compiled one."""
     numba_backend.check_available()
-    drive = numba_backend._load_driver(transpose_body, 2, parallel)
+    drive = numba_backend._load_driver(body, 2, parallel)
     seen = []
     original = drive.py_func.__globals__["body"]
-    drive.py_func.__globals__["body"] = lambda j, i, A, AT: (seen.append((int(j), int(i))), transpose_body(j, i, A, AT))
+    drive.py_func.__globals__["body"] = lambda j, i, A, AT: (seen.append((int(j), int(i))), body(j, i, A, AT))
     try:
         AT = np.zeros(A.shape[::-1], A.dtype)
         drive.py_func(A.shape[1], A.shape[0], A, AT)
@@ -220,32 +224,38 @@ def visits(A, parallel):
 
 
 @pytest.mark.parametrize("parallel", [False, True])
-def test_a_transpose_runs_in_tiles_only_where_rows_lie_a_multiple_of_1_kib_apart(parallel):
+@pytest.mark.parametrize("body", TILED, ids=lambda f: f.__name__)
+def test_a_transpose_runs_in_tiles_only_where_rows_lie_a_multiple_of_1_kib_apart(body, parallel):
     rows_1_kib_apart = np.arange(19 * 256, dtype=np.float32).reshape(19, 256)  # 256 x 4 bytes
-    seen = visits(rows_1_kib_apart, parallel)
+    seen = visits(body, rows_1_kib_apart, parallel)
     assert sorted(seen) == [(j, i) for j in range(256) for i in range(19)]  # every point, once
     assert seen[:9] == [(0, i) for i in range(8)] + [(1, 0)]  # 8 x 8 tiles: the 9th point starts row 1
     assert seen[64:66] == [(0, 8), (0, 9)]  # then the next tile along
     assert (0, 16) in seen[128:136] and (0, 18) in seen  # the ragged last tile, 3 wide
     other = np.arange(19 * 250, dtype=np.float64).reshape(19, 250)  # 2000 bytes apart
-    assert visits(other, parallel) == [(j, i) for j in range(250) for i in range(19)]  # grid order
+    assert visits(body, other, parallel) == [(j, i) for j in range(250) for i in range(19)]  # grid order
 
 
 @pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("body", TILED, ids=lambda f: f.__name__)
 @given(rows=st.integers(0, 40), kib=st.integers(0, 2), extra=st.sampled_from([0, 0, 1, 7]), seed=st.integers(0, 99))
-def test_the_tiled_transpose_equals_the_body(dtype, parallel, rows, kib, extra, seed):
+def test_the_tiled_transpose_equals_the_body(body, dtype, parallel, rows, kib, extra, seed):
     cols = kib * 1024 // np.dtype(dtype).itemsize + extra  # (extra 0: rows a multiple of 1 KiB apart)
     A = np.random.default_rng(seed).standard_normal((rows, cols)).astype(dtype)
     numba_backend.check_available()
-    AT = np.full(A.shape[::-1], np.nan, dtype)
-    numba_backend._load_driver(transpose_body, 2, parallel)(A.shape[1], A.shape[0], A, AT)
+    AT = np.zeros(A.shape[::-1], dtype)
+    numba_backend._load_driver(body, 2, parallel)(A.shape[1], A.shape[0], A, AT)
     np.testing.assert_array_equal(AT, A.T)
 
 
-def test_only_the_transpose_declares_tiles_and_the_other_backends_ignore_it():
-    assert transpose_body.tiles == Tiles(8, "A")
+def test_the_transposes_declare_tiles_and_the_other_backends_ignore_them():
+    modules = [importlib.import_module(f"loopnet.{name}") for name in ("loops", "ops.layout")] + OP_MODULES
+    declared = {f for module in modules for _, f in inspect.getmembers(module, inspect.isfunction) if hasattr(f, "tiles")}
+    assert declared == set(TILED)
+    assert [f.tiles for f in TILED] == [Tiles(8, "A"), Tiles(8, "x"), Tiles(8, "dy")]
     assert "tiles where A's rows" in numba_backend._driver_source(transpose_body, 2, True)
     with ln.use("python"):
         A = np.arange(12.0).reshape(3, 4)
         np.testing.assert_array_equal(ln.loops.transposed(A), A.T)
+        np.testing.assert_array_equal(ln.forward(ln.transpose(ln.Input(A))), A.T)

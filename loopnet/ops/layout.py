@@ -46,12 +46,15 @@ from loopnet.errors import ShapeError
 from loopnet.graph import Input, Node
 from loopnet.loops import flat, loop, to_backend
 from loopnet.op import Op
+from loopnet.schedule import tiles
 
 
+@tiles(8, "x")  # reads x down a column: where its rows share cache sets, Numba runs 8 x 8 tiles
 def transpose_forward(i, j, x, y):
     y[i, j] = x[j, i]
 
 
+@tiles(8, "dy")  # (as the forward, for dy)
 def transpose_grad_x(j, i, dy, dx):
     dx[j, i] += dy[i, j]
 
