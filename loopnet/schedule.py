@@ -26,11 +26,11 @@ The equality tests hold every scheduled kernel to the body on shapes with interi
 and ragged edges.
 
 A body that reads an array down a column (a transposed copy: `AT[j,i] = A[i,j]`) may say
-so instead, with `@tiles(8, "A")`: where A's rows lie a multiple of a power of two apart,
-a column's elements share a few cache sets and evict one another before the next column
+so instead, with `@tiles(8, "A")`: where A's rows lie a multiple of 1 KiB apart, a
+column's elements share a few cache sets and evict one another before the next column
 comes back to the same lines, so Numba walks the grid in 8 x 8 tiles there (1024 x 1024
-float32, measured: 2.5 ms in grid order, 0.7 in tiles; 784 x 500, whose rows lie 2000
-bytes apart, is faster in grid order). Each grid point still owns its writes, so the
+float32, measured: 2.4-3.0 ms in grid order, 0.73-0.77 in tiles; a 512 x 784, whose rows
+lie 3136 bytes apart, was faster in grid order: 95 us against 210 in tiles). Each grid point still owns its writes, so the
 order cannot change the answer. The other backends run the grid as they always do.
 
 The form: an output, an optional addend, and one sum of products of two arrays,

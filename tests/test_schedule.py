@@ -234,6 +234,25 @@ def test_a_transpose_runs_in_tiles_only_where_rows_lie_a_multiple_of_1_kib_apart
     assert (0, 16) in seen[128:136] and (0, 18) in seen  # the ragged last tile, 3 wide
     other = np.arange(19 * 250, dtype=np.float64).reshape(19, 250)  # 2000 bytes apart
     assert visits(body, other, parallel) == [(j, i) for j in range(250) for i in range(19)]  # grid order
+    ragged = np.arange(19 * 1024, dtype=np.float32).reshape(19, 1024)[:, :100]  # a slice: rows 4 KiB apart
+    seen = visits(body, ragged, parallel)
+    assert sorted(seen) == [(j, i) for j in range(100) for i in range(19)] and seen[:2] == [(0, 0), (0, 1)]
+    assert seen[-12:] == [(j, i) for j in range(96, 100) for i in range(16, 19)]  # the corner tile, 4 x 3
+
+
+SLICES = [np.s_[:, :100], np.s_[:, :8], np.s_[:, 3:50], np.s_[::2, :13], np.s_[::-1, :100], np.s_[:, ::-1], np.s_[:5, :]]
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("view", SLICES, ids=str)
+@pytest.mark.parametrize("body", TILED, ids=lambda f: f.__name__)
+def test_tiled_transposes_of_slices_equal_the_transpose(body, view, parallel):
+    # rows 4 KiB apart (or 8, or -4) whatever the slice's width: the tiled branch, ragged edges
+    A = np.random.default_rng(0).standard_normal((21, 1024)).astype(np.float32)[view]
+    numba_backend.check_available()
+    AT = np.zeros(A.shape[::-1], A.dtype)
+    numba_backend._load_driver(body, 2, parallel)(A.shape[1], A.shape[0], A, AT)
+    np.testing.assert_array_equal(AT, A.T)
 
 
 @pytest.mark.parametrize("parallel", [False, True])

@@ -304,17 +304,19 @@ def _reduction_source(body):
 
 
 TILED_ROW_BYTES = 1024  # a body declared with @tiles runs in tiles where its array's rows
-# lie a multiple of this many bytes apart: a column's elements then fall in at most 4 of an
-# L1 cache's 64 sets (32 lines), and a walk down more rows than that evicts each line before
-# the next column reuses it. Measured on 2 cores, transposes in parallel: 1024 x 1024
-# float32 2.5 -> 0.7 ms, 256 x 1024 0.43 -> 0.15 ms, 256 x 256 within noise (43 -> 34 us
-# in one run, 48 -> 58 in another); with rows 3136 or 2000 bytes apart (784 or 500
-# float32) grid order was faster (95 vs 210 us).
+# lie a multiple of this many bytes apart: in a common L1 cache (32 KiB, 8 ways, 64-byte
+# lines: 64 sets) a column's elements then fall in at most 4 sets (32 lines), and a walk
+# down more rows than that evicts each line before the next column reuses it. Measured on
+# 2 cores, transposes in parallel, float32: 1024 x 1024 2.4-3.0 -> 0.73-0.77 ms, 256 x
+# 1024 0.43 -> 0.15 ms, 256 x 256 within noise (43 -> 34 us in one run, 48 -> 58 in
+# another). In tiles, 512 x 784 (rows 3136 bytes apart) took 210 us against 95 in grid
+# order, and 784 x 500 (2000 bytes) 0.22 ms against 0.16, so those keep grid order.
 
 
 def _tiled_source(body, parallel):
     """A driver for a body declared with @tiles (loopnet.schedule): the grid in order, or
-    in size x size tiles where the declared array's rows lie TILED_ROW_BYTES apart."""
+    in size x size tiles where the declared array's rows lie a multiple of TILED_ROW_BYTES
+    apart (a stride of 0, a broadcast, counts: harmless, the answer is the same)."""
     _, _, arrays = drivers.names(body, 2)
     size = body.tiles.size
     column_read = arrays[list(inspect.signature(body).parameters).index(body.tiles.array) - 2]
