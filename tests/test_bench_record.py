@@ -69,7 +69,7 @@ def test_the_readme_speed_table_is_the_saved_baseline():
 def test_bench_json_then_compare_end_to_end(tmp_path, monkeypatch):
     from loopnet.tools import bench
 
-    monkeypatch.setattr(bench, "run", lambda quick, threads, out: (ROWS, MACHINE, 5))  # the rows, not a timing
+    monkeypatch.setattr(bench, "run", lambda quick, threads, out, only: (ROWS, MACHINE, 5))  # the rows, not a timing
     saved = tmp_path / "run.json"
     first = CliRunner().invoke(main, ["bench", "--quick", "--json", str(saved)])
     assert first.exit_code == 0 and f"saved the CPU rows to {saved}" in first.stderr
@@ -77,3 +77,47 @@ def test_bench_json_then_compare_end_to_end(tmp_path, monkeypatch):
     again = CliRunner().invoke(main, ["bench", "--quick", "--compare", str(saved)])
     assert again.exit_code == 0 and "against the run saved" in again.stdout
     assert again.stdout.count(" 1.00x") == len(ROWS)
+
+
+def test_only_runs_the_groups_named_and_compares_just_those(tmp_path, monkeypatch):
+    from loopnet.cli import tools
+    from loopnet.tools import bench, bench_cuda
+
+    assert tools.BENCH_GROUPS == bench.GROUPS
+    asked, cuda = [], []
+    monkeypatch.setattr(bench, "run", lambda quick, threads, out, only: (asked.append(only), (ROWS[2:], MACHINE, 5))[1])
+    monkeypatch.setattr(bench_cuda, "cuda_rows", lambda out, repeats: cuda.append(repeats))
+    saved = tmp_path / "run.json"
+    bench_record.save(saved, bench_record.record(ROWS, MACHINE, quick=True, repeats=5))
+    result = CliRunner().invoke(main, ["bench", "--quick", "--only", "epoch", "--compare", str(saved)])
+    assert result.exit_code == 0 and asked == [["epoch"]] and cuda == []
+    assert "(2 rows of the saved run were not run this time)" in result.stdout
+    assert "only in the saved run" not in result.stdout and result.stdout.count(" 1.00x") == 2
+    result = CliRunner().invoke(main, ["bench", "--only", "cuda"])  # no CPU rows at all
+    assert result.exit_code == 0 and asked == [["epoch"]] and cuda == [21]
+    result = CliRunner().invoke(main, ["bench", "--only", "steps", "--only", "matmul"])
+    assert result.exit_code == 0 and asked[-1] == ["matmul", "steps"] and cuda == [21]  # in the bench's order
+    assert CliRunner().invoke(main, ["bench"]).exit_code == 0 and asked[-1] == list(bench.GROUPS) and cuda == [21, 21]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--only", "mnist"], "'mnist' is not one of 'matmul', 'steps', 'epoch', 'conv2d', 'reductions', 'cuda'"),
+    (["--only", "epoch", "--json", "run.json"], "--json saves a whole run"),
+])
+def test_a_bad_only_is_one_message_before_any_timing(tmp_path, monkeypatch, args, message):
+    from loopnet.tools import bench
+
+    monkeypatch.setattr(bench, "run", lambda **kwargs: pytest.fail("timed"))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["bench", *args])
+    assert result.exit_code in (1, 2) and message in result.output and not (tmp_path / "run.json").exists()
+
+
+def test_every_group_runs_its_rows_only(monkeypatch):
+    from loopnet.tools import bench
+
+    ran = []
+    for name in ("bench_matmul", "bench_steps", "bench_epoch", "bench_conv2d", "bench_reductions"):
+        monkeypatch.setattr(bench, name, lambda *args, name=name: ran.append(name))
+    rows, _, _ = bench.run(quick=True, threads=1, out=lambda line: None, only=("reductions", "matmul"))
+    assert ran == ["bench_matmul", "bench_reductions"] and rows == []

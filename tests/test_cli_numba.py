@@ -82,7 +82,10 @@ def test_digits_epoch_benchmark_trains_as_its_numpy_reference(backend):
 
 def test_bench_command_prints_the_table(monkeypatch):
     calls = {}
-    monkeypatch.setattr(bench, "run", lambda quick, threads, out: (calls.update(quick=quick, threads=threads),
-                                                                   [], {}, 5)[1:])
+    def fake_run(quick, threads, out, only):  # the arguments, not a timing
+        calls.update(quick=quick, threads=threads, only=only)
+        return [], {}, 5
+
+    monkeypatch.setattr(bench, "run", fake_run)
     assert run("bench", "--quick", "--threads", "1").exit_code == 0
-    assert calls == {"quick": True, "threads": 1}
+    assert calls == {"quick": True, "threads": 1, "only": list(bench.GROUPS)}

@@ -8,6 +8,10 @@ import click
 
 from loopnet.cli.common import DTYPES, fail
 
+# bench's groups of CPU rows, as loopnet.tools.bench.GROUPS (named here too so that
+# `--help` does not import the benchmarks; a test keeps the two equal)
+BENCH_GROUPS = ("matmul", "steps", "epoch", "conv2d", "reductions")
+
 
 @click.command()
 @click.option("--dtype", "dtypes", type=click.Choice(DTYPES), multiple=True,
@@ -63,15 +67,20 @@ def warmup(dtypes, jobs):
               help="Also save the rows, with the machine (cores, CPU, versions), to this file.")
 @click.option("--compare", "compare_path", type=click.Path(dir_okay=False), default=None,
               help="Print each row's time against a run saved with --json (benchmarks/baseline.json is main's).")
-def bench(quick, threads, json_path, compare_path):
+@click.option("--only", multiple=True, type=click.Choice(BENCH_GROUPS + ("cuda",)),
+              help="Run only this group of rows (repeat for several; default: all). For a quick A/B of one "
+                   "change; a run saved with --json holds every group.")
+def bench(quick, threads, json_path, compare_path, only):
     """Time loopnet's Numba loops against NumPy and PyTorch CPU, in one run.
 
-    Prints medians and ratios to a reference measured in the same process: matmul
-    (GFLOP/s, % of NumPy's BLAS), an affine layer, deck 000's MNIST network step,
-    a small MLP on Python vs Numba, and a digits-MLP epoch. PyTorch rows appear when
-    torch is installed (pip install torch==2.13.0). With a GPU, CUDA rows follow: launch
-    overhead, matmul 1024-4096 against cuBLAS (TF32 off), the MNIST step at batch 64
-    and 256 against Numba; without one, a note says why they are skipped.
+    Prints medians and ratios to a reference measured in the same process, by group
+    (--only picks some): matmul (GFLOP/s, % of NumPy's BLAS); steps: an affine layer,
+    deck 000's MNIST network step and a small MLP (Python vs Numba), each through the
+    graph and replayed as training runs it; epoch: a digits-MLP epoch; conv2d; reductions:
+    sums to one number. PyTorch rows appear when torch is installed (pip install
+    torch==2.13.0). cuda: with a GPU, launch overhead, matmul 1024-4096 against cuBLAS
+    (TF32 off), the MNIST step at batch 64 and 256 against Numba; without one, a note
+    says why they are skipped.
     """
     import loopnet as ln
     from loopnet.tools import bench_record
@@ -84,18 +93,22 @@ def bench(quick, threads, json_path, compare_path):
             saved = bench_record.load(compare_path)  # a bad file fails before minutes of timing
         except bench_record.RecordError as err:
             fail(str(err))
+    if json_path and only:
+        fail("--json saves a whole run, which later runs compare against: leave out --only")
     if json_path and not os.access(os.path.dirname(os.path.abspath(json_path)), os.W_OK):
         fail(f"cannot write {json_path!r}: its directory is missing or not writable")
     ln.use("numba")
-    rows, machine, repeats = run(quick=quick, threads=threads, out=click.echo)
+    cpu = [group for group in BENCH_GROUPS if not only or group in only]
+    rows, machine, repeats = run(quick=quick, threads=threads, out=click.echo, only=cpu) if cpu else ([], None, 0)
     if saved is not None:
         click.echo("")
-        bench_record.compare(rows, saved, out=click.echo)
+        bench_record.compare(rows, saved, out=click.echo, partial=bool(only))
     if json_path:
         try:
             bench_record.save(json_path, bench_record.record(rows, machine, quick, repeats))
         except OSError as err:
             fail(f"cannot write {json_path!r}: {err.strerror or err}")
         click.echo(f"saved the CPU rows to {json_path}", err=True)
-    click.echo("")
-    cuda_rows(out=click.echo, repeats=5 if quick else 21)
+    if not only or "cuda" in only:
+        click.echo("")
+        cuda_rows(out=click.echo, repeats=5 if quick else 21)

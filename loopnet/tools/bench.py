@@ -169,7 +169,8 @@ def bench_step(rows, torch, name, sizes, batch, dtype, repeats, backends=("numba
             add_row(rows, name, f"loopnet {backend}", t, t_np)
             if backend == "numba":  # the same launches, recorded once: how training runs a step
                 t = median_time(Replay(loss), repeats, warmup=2)
-                add_row(rows, name, "numba, replayed", t, t_np, "the step's launches recorded once, as training runs them")
+                add_row(rows, name, "numba, replayed", t, t_np,
+                        "the step's launches recorded once, as training runs them")
     if torch is not None:
         _, step = torch_mlp(torch, params)
         tx, ty = torch.from_numpy(np.array(x.value)), torch.from_numpy(np.array(labels.value))  # (writable copies)
@@ -317,8 +318,19 @@ def print_rows(rows, out=print):
         out(f"{name:<36} {contender:<15} {seconds * 1e3:>8.3f}ms {ratio_text:>8}  {extra}")
 
 
-def run(quick=False, threads=None, out=print):
-    """Every CPU row, printed with a header; returns the rows, the machine and the repeats."""
+GROUPS = ("matmul", "steps", "epoch", "conv2d", "reductions")  # the CPU rows, in the order they run
+
+
+def bench_steps(rows, torch, repeats):
+    bench_step(rows, torch, "affine+CE fwd+bwd 64x784->500 f64", (784, 500), 64, np.float64, repeats)
+    bench_step(rows, torch, "MNIST net step 784-500-10 b64 f32", (784, 500, 10), 64, np.float32, repeats)
+    bench_step(rows, torch, "small MLP step 64-64-10 b32 f64", (64, 64, 10), 32, np.float64, repeats,
+               backends=("numba", "python"))
+
+
+def run(quick=False, threads=None, out=print, only=GROUPS):
+    """The CPU rows of the groups in `only` (all by default), printed with a header;
+    returns the rows, the machine and the repeats."""
     threads = threads or os.cpu_count()
     import numba
 
@@ -326,15 +338,17 @@ def run(quick=False, threads=None, out=print):
     torch = load_torch(threads)
     repeats = 5 if quick else 21
     rows = []
-    with ln.use("numba"):
-        bench_matmul(rows, torch, (256, 512) if quick else (256, 512, 1024), repeats)
-    bench_step(rows, torch, "affine+CE fwd+bwd 64x784->500 f64", (784, 500), 64, np.float64, repeats)
-    bench_step(rows, torch, "MNIST net step 784-500-10 b64 f32", (784, 500, 10), 64, np.float32, repeats)
-    bench_step(rows, torch, "small MLP step 64-64-10 b32 f64", (64, 64, 10), 32, np.float64, repeats,
-               backends=("numba", "python"))
-    bench_epoch(rows, torch, 3 if quick else 11)
-    bench_conv2d(rows, torch, repeats)
-    bench_reductions(rows, torch, repeats)
+    groups = {
+        "matmul": lambda: bench_matmul(rows, torch, (256, 512) if quick else (256, 512, 1024), repeats),
+        "steps": lambda: bench_steps(rows, torch, repeats),
+        "epoch": lambda: bench_epoch(rows, torch, 3 if quick else 11),
+        "conv2d": lambda: bench_conv2d(rows, torch, repeats),
+        "reductions": lambda: bench_reductions(rows, torch, repeats),
+    }
+    for name in GROUPS:
+        if name in only:
+            with ln.use("numba"):  # (each group names any other backend it times itself)
+                groups[name]()
     out(f"loopnet {ln.__version__} CPU benchmarks: medians of {repeats} runs; threads: numba "
         f"{numba.get_num_threads()}, torch {torch.get_num_threads() if torch else '-'}, "
         f"BLAS default ({os.cpu_count()} cores); torch {'%s' % torch.__version__ if torch else 'not installed'}")

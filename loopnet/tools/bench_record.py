@@ -84,8 +84,9 @@ def load(path):
     return data
 
 
-def compare(rows, saved, out=print):
-    """Each row's median against the saved run's: now / then (>1 is slower now)."""
+def compare(rows, saved, out=print, partial=False):
+    """Each row's median against the saved run's: now / then (>1 is slower now). With
+    `partial` (some groups left out on purpose), the saved rows not run are only counted."""
     then = {(r["benchmark"], r["contender"]): r["median_s"] for r in saved["rows"]}
     was = saved.get("machine", {})
     out(f"against the run saved {saved.get('when', '?')} on {was.get('cpu', '?')} ({was.get('cores', '?')} cores); "
@@ -100,9 +101,12 @@ def compare(rows, saved, out=print):
         ratio = seconds / then[key]
         flag = "  slower" if ratio >= SLOWER else ""
         out(f"{name:<36} {contender:<15} {seconds * 1e3:>9.3f}ms {then[key] * 1e3:>9.3f}ms {ratio:>6.2f}x{flag}")
-    for name, contender in then:
-        if (name, contender) not in seen:
-            out(f"{name:<36} {contender:<15} (only in the saved run)")
+    missing = [key for key in then if key not in seen]
+    if partial and missing:
+        out(f"({len(missing)} rows of the saved run were not run this time)")
+        return
+    for name, contender in missing:
+        out(f"{name:<36} {contender:<15} (only in the saved run)")
 
 
 def readme_table(saved):
