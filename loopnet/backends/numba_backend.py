@@ -322,16 +322,21 @@ def _tiled_source(body, parallel):
     column_read = arrays[list(inspect.signature(body).parameters).index(body.tiles.array) - 2]
     each = "numba.prange" if parallel else "range"
     call = f"body(i0, i1, {', '.join(arrays)})"
+    # one loop over all the tiles, a row of tiles after another, so that threads share them
+    # out even where the grid is one tile wide (a tall, narrow slice: 2.75 -> 1.5 ms). The
+    # division per tile costs little: a serial 1024 x 1024 copy took 1.42 ms, against
+    # 1.31-1.38 with a loop per axis of tiles (and a grid that large settles parallel)
     return "\n".join([
         *_head(body, parallel, ["g0", "g1", *arrays],
                f"Declared schedule: {size} x {size} tiles where {body.tiles.array}'s rows share cache sets."),
         f"    if {column_read}.strides[0] % {TILED_ROW_BYTES} == 0:",
-        f"        for t0 in {each}((g0 + {size - 1}) // {size}):",
-        f"            start0 = numba.int64(t0) * {size}  # (signed: see _driver_source)",
-        f"            for start1 in range(0, g1, {size}):",
-        f"                for i0 in range(start0, min(start0 + {size}, g0)):",
-        f"                    for i1 in range(start1, min(start1 + {size}, g1)):",
-        f"                        {call}",
+        f"        across = (g1 + {size - 1}) // {size}",
+        f"        for tile in {each}((g0 + {size - 1}) // {size} * across):",
+        f"            start0 = numba.int64(tile) // across * {size}  # (signed: see _driver_source)",
+        f"            start1 = numba.int64(tile) % across * {size}",
+        f"            for i0 in range(start0, min(start0 + {size}, g0)):",
+        f"                for i1 in range(start1, min(start1 + {size}, g1)):",
+        f"                    {call}",
         "    else:",
         f"        for u0 in {each}(g0):",
         "            i0 = numba.int64(u0)",
