@@ -30,8 +30,9 @@ so instead, with `@tiles(8, "A")`: where A's rows lie a multiple of 1 KiB apart,
 column's elements share a few cache sets and evict one another before the next column
 comes back to the same lines, so Numba walks the grid in 8 x 8 tiles there (1024 x 1024
 float32, measured: 2.4-3.0 ms in grid order, 0.73-0.77 in tiles; a 512 x 784, whose rows
-lie 3136 bytes apart, was faster in grid order: 95 us against 210 in tiles). Each grid point still owns its writes, so the
-order cannot change the answer. The other backends run the grid as they always do.
+lie 3136 bytes apart, was faster in grid order: 95 us against 210 in tiles). Each grid
+point still owns its writes, so the order cannot change the answer. The other backends
+run the grid as they always do.
 
 The form: an output, an optional addend, and one sum of products of two arrays,
 

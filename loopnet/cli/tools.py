@@ -74,13 +74,13 @@ def bench(quick, threads, json_path, compare_path, only):
     """Time loopnet's Numba loops against NumPy and PyTorch CPU, in one run.
 
     Prints medians and ratios to a reference measured in the same process, by group
-    (--only picks some): matmul (GFLOP/s, % of NumPy's BLAS); steps: an affine layer,
-    deck 000's MNIST network step and a small MLP (Python vs Numba), each through the
-    graph and replayed as training runs it; epoch: a digits-MLP epoch; conv2d; reductions:
-    sums to one number. PyTorch rows appear when torch is installed (pip install
-    torch==2.13.0). cuda: with a GPU, launch overhead, matmul 1024-4096 against cuBLAS
-    (TF32 off), the MNIST step at batch 64 and 256 against Numba; without one, a note
-    says why they are skipped.
+    (--only picks some): matmul (GFLOP/s, % of NumPy's BLAS); steps: an affine layer, a
+    step of deck 000's network for 28x28 handwritten digits (784-500-10, MNIST's shape)
+    and a small MLP (Python vs Numba), each through the graph and replayed as training
+    runs it; epoch: a digits-MLP epoch; conv2d; reductions: sums to one number. PyTorch
+    rows appear when torch is installed (pip install torch==2.13.0). cuda: with a GPU,
+    launch overhead, matmul 1024-4096 against cuBLAS (TF32 off), the MNIST step at batch
+    64 and 256 against Numba; without one, a note says why they are skipped.
     """
     import loopnet as ln
     from loopnet.tools import bench_record
