@@ -71,7 +71,16 @@ def transposed(array):
     A[i,k] * B[k,j] reads B down a column (one cache line per term), while the same sum
     over BT[j,k] reads a row (unit stride: Numba vectorises it). The copy costs one pass
     over B; the sum reads B once per row of A.
+
+    On CUDA it is a view instead (swapped strides, no launch): the contraction kernels
+    stage their operands through shared memory in whichever order reads memory in order
+    (cuda_backend.transposed_view). Numba needs the copy for its vectorised inner loop, and
+    the Python backend makes it with the loop below, so it can be stepped through.
     """
-    out = current_backend().empty((array.shape[1], array.shape[0]), array.dtype)
+    backend = current_backend()
+    in_place = getattr(backend, "transposed_view", None)
+    if in_place is not None:
+        return in_place(array)
+    out = backend.empty((array.shape[1], array.shape[0]), array.dtype)
     loop(transpose_body, out.shape, array, out)
     return out

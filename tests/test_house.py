@@ -57,8 +57,11 @@ FLOORS = [
 # at 1557 with @tiles (issue 17: a transposed copy of a matrix whose rows lie a multiple of
 # 1 KiB apart ran 2-3x slower in grid order): the declaration in schedule.py and the numba
 # driver that walks tiles, about 50 lines, less 14 that the drivers' shared head saved.
+# Raised to 1590 at 1582 with transposes as views on cuda (issue 17: six launches of the
+# MNIST step's 23 were transposed copies): the view, and the tiles' row-fast loads that
+# keep a view's reads coalesced, in cuda_backend.py.
 ENGINE = ["errors.py", "scalar.py", "schedule.py", "reduction.py", "graph.py", "loops.py", "op.py", "backends"]
-ENGINE_BUDGET = 1560
+ENGINE_BUDGET = 1590
 FUNCTION_LINES = 60  # longest function anywhere in loopnet/, docstring included
 
 

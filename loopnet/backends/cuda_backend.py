@@ -103,6 +103,21 @@ def to_host(array):
     return array.copy_to_host() if owns(array) else array
 
 
+def transposed_view(matrix):
+    """A matrix's transpose as a view of the same device memory, its strides swapped: what
+    `loops.transposed` gives on this backend instead of a copy. The kernels that read it
+    (the declared contractions) load their shared-memory tiles in whichever order keeps
+    neighbouring threads on neighbouring addresses, so a copy would only cost a launch and
+    a pass over the matrix (six launches of an MNIST training step's 23)."""
+    if drivers.cuda_simulated():
+        return matrix.T  # (the simulator's arrays wrap NumPy's, and .T is a view)
+    # (DeviceNDArray.T launches a kernel that copies; this one shares the memory)
+    from numba.cuda.cudadrv.devicearray import DeviceNDArray
+
+    return DeviceNDArray(matrix.shape[::-1], matrix.strides[::-1], matrix.dtype, stream=matrix.stream,
+                         gpu_data=matrix.gpu_data)
+
+
 def fill_body(i, a, value):
     a[i] = value
 
@@ -177,6 +192,9 @@ class _Tiling:
         self.out_element = f"{self.at['out']}[{', '.join(written[n] for n in spec.out_index)}]"
         self.init = f"{self.at['init']}[{', '.join(written[n] for n in spec.init_index)}] + " if spec.init else ""
         self.signature = ", ".join(self.grid + self.arrays)
+        # the plain form's A and B may come as views with rows next to each other in memory
+        # (loops.transposed on this backend): a flag per operand says so, for each launch
+        self.kernel_signature = self.signature + (", a_across, b_across" if spec.plain else "")
 
     def element(self, array, index, variable):
         """ARRAY[...] with each index name replaced by its variable, each scale and divisor
@@ -204,7 +222,7 @@ class _Tiling:
         spec = self.spec
         return [
             "@cuda.jit",
-            f"def drive_{dtype}({self.signature}):",
+            f"def drive_{dtype}({self.kernel_signature}):",
             f"    tile_a = cuda.shared.array(({T}, {T + 1}), numba.{dtype})  # +1 column: no bank conflicts",
             f"    tile_b = cuda.shared.array(({T}, {T + 1}), numba.{dtype})",
             *self.extents,
@@ -230,14 +248,7 @@ class _Tiling:
             f"    for k0 in range(0, depth, {T}):",
             "        k = k0 + tx",
             *_decode("k", self.spec.summed, "k", "        "),
-            f"        if row < rows and k < depth{''.join(' and ' + t for t in self.a_tests)}:",
-            f"            tile_a[ty, tx] = {self.a_element}",
-            "        else:",
-            f"            tile_a[ty, tx] = numba.{dtype}(0)",
-            f"        if col_load < cols and k < depth{''.join(' and ' + t for t in self.b_tests)}:",
-            f"            tile_b[ty, tx] = {self.b_element}",
-            "        else:",
-            f"            tile_b[ty, tx] = numba.{dtype}(0)",
+            *self.stage(dtype),
             "        cuda.syncthreads()",
             f"        acc = numba.{dtype}(0)  # T products in the array's dtype, then into float64",
             f"        for t in range({T}):",
@@ -245,6 +256,32 @@ class _Tiling:
             "        total += acc",
             "        cuda.syncthreads()",
         ]
+
+    def stage(self, dtype):
+        """Each thread copies one element of A's tile and one of B's into shared memory.
+        Neighbouring threads (tx) take neighbouring summed positions, which lie next to
+        each other in memory when A and B are laid out as the declaration reads them. In
+        the plain form an operand may instead come with its rows next to each other (a
+        transposed view, a_across or b_across); then neighbouring threads take
+        neighbouring rows, so either way a warp reads memory in order (coalesced)."""
+
+        def load(tile, at, tests, element, indent):  # the element, or a zero past an edge
+            pad = " " * indent
+            return [f"{pad}if {' and '.join(tests)}:", f"{pad}    {tile}[{at}] = {element}",
+                    f"{pad}else:", f"{pad}    {tile}[{at}] = numba.{dtype}(0)"]
+
+        a = load("tile_a", "ty, tx", ["row < rows", "k < depth", *self.a_tests], self.a_element, 8)
+        b = load("tile_b", "ty, tx", ["col_load < cols", "k < depth", *self.b_tests], self.b_element, 8)
+        if not self.spec.plain:
+            return a + b
+        (i, j), k = self.spec.out_index, self.spec.summed[0]
+        a_across, _ = self.element(self.spec.a, self.spec.a_index, {i: "row_across", k: "k_across"})
+        b_across, _ = self.element(self.spec.b, self.spec.b_index, {j: "col", k: "k_across"})
+        return ["        k_across = k0 + ty", "        row_across = row - ty + tx",
+                "        if a_across:", *load("tile_a", "tx, ty", ["row_across < rows", "k_across < depth"], a_across, 12),
+                "        else:", *["    " + line for line in a],
+                "        if b_across:", *load("tile_b", "tx, ty", ["col < cols", "k_across < depth"], b_across, 12),
+                "        else:", *["    " + line for line in b]]
 
     def launcher(self, T):
         """The host function: picks the dtype's kernel and launches one block per tile."""
@@ -256,7 +293,10 @@ class _Tiling:
             "    if rows * cols * batch == 0:",
             "        return",
             f"    kernel = drive_float32 if str({self.at['out']}.dtype) == 'float32' else drive_float64",
-            f"    kernel[((cols + {T - 1}) // {T}, (rows + {T - 1}) // {T}, batch), ({T}, {T})]({self.signature})",
+            *([f"    a_across = {self.argument[spec.a]}.strides[0] < {self.argument[spec.a]}.strides[1]",
+               f"    b_across = {self.argument[spec.b]}.strides[0] < {self.argument[spec.b]}.strides[1]"]
+              if spec.plain else []),
+            f"    kernel[((cols + {T - 1}) // {T}, (rows + {T - 1}) // {T}, batch), ({T}, {T})]({self.kernel_signature})",
             "",
             'drive.kernels = {"float32": drive_float32, "float64": drive_float64}',
         ]

@@ -73,18 +73,27 @@ class _Recorder:
             body(*index, *args)
 
 
-def launched_kernels(dtypes=("float64", "float32"), signature=None):
+def launched_kernels(dtypes=("float64", "float32"), signature=None, transposes_as_views=False):
     """{body: {(grid rank, argument types)}} for every loop `run_every_kernel` launches,
     found by running it on the python backend (fast: the samples are small).
     `signature(grid, args)` gives the argument types; by default Numba's, as its
-    drivers see them (grid sizes first, then the arrays and scalars)."""
+    drivers see them (grid sizes first, then the arrays and scalars). With
+    `transposes_as_views`, loops.transposed gives views as on cuda (their layout is
+    part of a kernel's types), not the python backend's copies."""
     from loopnet.backends import get_backend, python_backend
 
     recorder = _Recorder(signature or get_backend("numba").signature)
     saved, python_backend.watcher = python_backend.watcher, recorder
+    if transposes_as_views:  # what loops.transposed does on cuda (see its docstring)
+        python_backend.transposed_view = _transpose_view
     try:
         with ln.use("python"):
             run_every_kernel(dtypes)
     finally:
         python_backend.watcher = saved
+        python_backend.__dict__.pop("transposed_view", None)
     return dict(recorder.kernels)
+
+
+def _transpose_view(matrix):
+    return matrix.T

@@ -34,8 +34,8 @@ def launched_kernels():
     def array_types(grid, args):  # a CUDA kernel's grid sizes are int64 scalars; the rest are typed here
         return tuple(numba.typeof(a) for a in args)
 
-    seen = {(body, rank, types) for body, launches in kernels.launched_kernels(signature=array_types).items()
-            for rank, types in launches}
+    launched = kernels.launched_kernels(signature=array_types, transposes_as_views=True)  # (as cuda makes them)
+    seen = {(body, rank, types) for body, launches in launched.items() for rank, types in launches}
     for dtype in ("float64", "float32"):  # cuda_backend.fill runs fill_body on device arrays only
         seen.add((cuda_backend.fill_body, 1, (numba.typeof(np.zeros(2, dtype)), numba.typeof(1.0))))
     return seen
@@ -65,6 +65,8 @@ def compile_all(cc=(9, 0), out=print):
     for body, rank, arg_types in sorted(launched_kernels(), key=lambda k: (k[0].__module__, k[0].__name__, str(k[2]))):
         drive = cuda_backend._load_driver(body, rank)
         signature = (nb_types.int64,) * rank + arg_types
+        if getattr(drive, "kernels", None) and body.contraction.plain:
+            signature += (nb_types.boolean, nb_types.boolean)  # a_across, b_across: see cuda_backend._Tiling.stage
         dtype = "float32" if "float32" in str(arg_types) else "float64"
         label = f"{body.__module__}.{body.__name__} ({rank}-D grid, {dtype})"
         kernel = drive.kernels[dtype] if getattr(drive, "kernels", None) else drive  # a tiled contraction
