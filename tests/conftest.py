@@ -8,6 +8,9 @@ CI=true (as CI sets it) picks `ci` unless the variable says otherwise.
 """
 
 import os
+import subprocess
+import sys
+import tempfile
 
 # The cuda backend's tests run on Numba's CUDA simulator unless told otherwise: on a machine
 # with a GPU, run `NUMBA_ENABLE_CUDASIM=0 python -m pytest` to test the real thing.
@@ -38,3 +41,33 @@ def python_backend():
 
     with ln.use("python"), ln.fresh_names():
         yield
+
+
+# The PTX check compiles every kernel for a real GPU in a subprocess, about 45 s of one core.
+# The suite itself runs on one core most of the time, so the check starts as soon as
+# collection finds its test, on the other core, and the test reads what it printed.
+PTX_TEST = "test_every_kernel_compiles_to_real_ptx"
+_ptx = {}
+
+
+def pytest_collection_modifyitems(items):
+    if any(item.name == PTX_TEST for item in items) and not _ptx:
+        output = tempfile.TemporaryFile("w+")  # (a file, not a pipe: nothing reads it until the end)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        _ptx.update(output=output, process=subprocess.Popen(
+            [sys.executable, "-m", "loopnet.tools.ptx"], cwd=root, stdout=output, stderr=subprocess.STDOUT,
+            text=True, env=dict(os.environ, NUMBA_ENABLE_CUDASIM="0")))
+
+
+@pytest.fixture
+def ptx_check():
+    """(exit code, output) of `python -m loopnet.tools.ptx`, started at collection."""
+    process, output = _ptx["process"], _ptx["output"]
+    code = process.wait(timeout=600)
+    output.seek(0)
+    return code, output.read()
+
+
+def pytest_unconfigure(config):
+    if _ptx and _ptx["process"].poll() is None:  # (the run stopped before the test)
+        _ptx["process"].kill()
