@@ -65,7 +65,8 @@ def transpose_body(j, i, A, AT):
 
 
 def transposed(array):
-    """A row-major copy of a matrix's transpose, made by a loop like any other.
+    """A row-major copy of a matrix's transpose, made by a loop like any other (on cuda,
+    a view: see the end).
 
     Contractions use it so their inner loop walks memory in order: a sum over k of
     A[i,k] * B[k,j] reads B down a column (one cache line per term), while the same sum

@@ -45,13 +45,15 @@ def python_backend():
 
 # The PTX check compiles every kernel for a real GPU in a subprocess, about 45 s of one core.
 # The suite itself runs on one core most of the time, so the check starts as soon as
-# collection finds its test, on the other core, and the test reads what it printed.
+# collection is done (after -k, -m and --lf have chosen) if its test is to run, beside the
+# suite on another core, and the test reads what it printed.
 PTX_TEST = "test_every_kernel_compiles_to_real_ptx"
 _ptx = {}
 
 
-def pytest_collection_modifyitems(items):
-    if any(item.name == PTX_TEST for item in items) and not _ptx:
+def pytest_collection_finish(session):
+    wanted = any(item.name == PTX_TEST for item in session.items)
+    if wanted and not _ptx and not session.config.option.collectonly:
         output = tempfile.TemporaryFile("w+")  # (a file, not a pipe: nothing reads it until the end)
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         _ptx.update(output=output, process=subprocess.Popen(
@@ -61,7 +63,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture
 def ptx_check():
-    """(exit code, output) of `python -m loopnet.tools.ptx`, started at collection."""
+    """(exit code, output) of `python -m loopnet.tools.ptx`, started after collection."""
     process, output = _ptx["process"], _ptx["output"]
     code = process.wait(timeout=600)
     output.seek(0)
@@ -69,5 +71,8 @@ def ptx_check():
 
 
 def pytest_unconfigure(config):
-    if _ptx and _ptx["process"].poll() is None:  # (the run stopped before the test)
-        _ptx["process"].kill()
+    if _ptx:
+        if _ptx["process"].poll() is None:  # (the run stopped before the test)
+            _ptx["process"].kill()
+        _ptx["process"].wait()
+        _ptx["output"].close()

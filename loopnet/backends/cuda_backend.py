@@ -109,6 +109,7 @@ def transposed_view(matrix):
     (the declared contractions) load their shared-memory tiles in whichever order keeps
     neighbouring threads on neighbouring addresses, so a copy would only cost a launch and
     a pass over the matrix (six launches of an MNIST training step's 23)."""
+    matrix = adopt(matrix)  # (a host array passed in goes to the device first, as a copy)
     if drivers.cuda_simulated():
         return matrix.T  # (the simulator's arrays wrap NumPy's, and .T is a view)
     # (DeviceNDArray.T launches a kernel that copies; this one shares the memory)
@@ -223,7 +224,7 @@ class _Tiling:
         return [
             "@cuda.jit",
             f"def drive_{dtype}({self.kernel_signature}):",
-            f"    tile_a = cuda.shared.array(({T}, {T + 1}), numba.{dtype})  # +1 column: no bank conflicts",
+            f"    tile_a = cuda.shared.array(({T}, {T + 1}), numba.{dtype})  # +1 column: a column's reads hit different banks",
             f"    tile_b = cuda.shared.array(({T}, {T + 1}), numba.{dtype})",
             *self.extents,
             f"    rows, cols, depth = {_product(spec.rows)}, {_product(spec.cols)}, {_product(spec.summed)}",
@@ -311,7 +312,8 @@ def contraction_source(body, rank):
 
     Each block of TILE x TILE threads computes a TILE x TILE tile of OUT. For each slice
     of TILE summed positions, the block copies the matching tiles of A and B into shared
-    memory (neighbouring threads read neighbouring summed positions), waits, and every
+    memory (neighbouring threads read neighbouring summed positions, or neighbouring
+    rows of an operand that is a transposed view: `_Tiling.stage`), waits, and every
     thread adds its TILE products from shared memory: each element of A and B is read
     from device memory once per tile instead of once per output. Positions past an edge,
     outside an array (a convolution's window off the image) or between its strides (a

@@ -11,7 +11,8 @@ The bias gradient sums over the minibatch: every example's output used the same 
 
 Memory order: where a sum runs down a column, the loop reads a transposed copy instead
 (WT[m,d] = W[d,m], XT[d,n] = X[n,d], dYT[m,n] = dY[n,m]), so the inner index walks a
-row; see `loopnet.loops.transposed`. Same terms, same math, memory read in order. The
+row; see `loopnet.loops.transposed` (on cuda it is a view, read in order by the
+tiles). Same terms, same math, memory read in order. The
 `@contraction` line above each loop restates its sum so the Numba backend may compute it
 in register-tiled blocks (`loopnet.schedule`); the loop below it stays the definition.
 
