@@ -1,5 +1,6 @@
 """The command line: trace (text, json, user files), ops, gradcheck, and its errors."""
 
+import inspect
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 
 import loopnet as ln
 from loopnet.cli import main
+from loopnet.ops.affine import affine_forward, affine_grad_W
 from loopnet.targets import TARGETS, build_target
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -148,7 +150,13 @@ def test_ops_lists_every_op_with_its_math_and_shows_one_in_full():
     assert len(lines) == len(ln.OPS)
     assert all(line.rstrip().endswith((".", ")")) for line in lines), "each op's summary sentence whole"
     full = run("ops", "affine").stdout
-    assert "dW[d,m] += sum_n X[n,d] * dY[n,m]" in full
+    assert "dW[d,m] += sum_n X[n,d] * dY[n,m]" in full  # the math (the op file's docstring)
+    assert "# backward loop: affine_grad_W\n" in full  # and its loops, as the file has them
+    assert inspect.getsource(affine_grad_W) in full and inspect.getsource(affine_forward) in full
+    layout = run("ops", "transpose").stdout  # layout.py also holds permute's and broadcast_to's loops
+    assert "def transpose_forward(" in layout and "def transpose_grad_x(" in layout and "def permute" not in layout
+    shared = run("ops", "sum").stdout  # one op, two classes (the whole array, or along an axis)
+    assert shared.count("def sum_forward(") == 1 and "def sum_axis_grad_x(" in shared
     result = run("ops", "convolve")
     assert result.exit_code == 1 and "unknown op 'convolve'" in result.stderr
 

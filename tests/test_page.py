@@ -129,6 +129,7 @@ def test_output_writes_the_report_and_says_where(tmp_path):
     result = CliRunner().invoke(main, ["trace", "xor", "--format", "html", "--output", str(path)])
     assert result.exit_code == 0 and result.stdout == ""
     assert result.stderr.startswith(f"wrote {path} (") and path.read_text().startswith("<!doctype html>")
+    assert f"({round(path.stat().st_size / 1024)} KiB)" in result.stderr  # the size, rounded (not down)
     text = tmp_path / "trace.txt"
     assert run("trace", "xor", "-o", str(text)).exit_code == 0 and text.read_text().split()[:2] == ["#", "name"]
 

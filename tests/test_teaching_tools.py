@@ -1,5 +1,8 @@
 """explain, jacobian, work counts, the ownership check, and DOT pictures."""
 
+import os
+import re
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -144,6 +147,9 @@ def test_counts_of_an_affine_layer_match_the_loop_nest():
     assert bwd["mul"] == 2 * 4 * 5 * 3  # dX and dW each sum N M D products
     result = run("trace", "mlp", "--counts")
     assert result.exit_code == 0 and "backward / forward arithmetic" in result.stdout
+    ratio = re.search(r"backward / forward arithmetic: ([0-9.]+)x", result.stdout).group(1)
+    readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")).read()
+    assert f"On `mlp` the backward pass does {ratio}x the forward's arithmetic" in " ".join(readme.split())
 
 
 @pytest.mark.parametrize("name", sorted(ln.OPS))

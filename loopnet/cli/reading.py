@@ -99,7 +99,8 @@ def _report(text, output):
             out.write(text + "\n")
     except OSError as err:
         fail(f"cannot write {output!r}: {err.strerror or err}")
-    click.echo(f"wrote {output} ({len(text.encode()) // 1024 or 1} KiB)", err=True)
+    size = len(text.encode()) + 1  # (and the newline)
+    click.echo(f"wrote {output} ({f'{size} bytes' if size < 1024 else f'{round(size / 1024)} KiB'})", err=True)
 
 
 @click.command()
@@ -142,11 +143,31 @@ def ops(names):
             module = inspect.getmodule(function)
             click.echo(f"{name}{inspect.signature(function)}   [{module.__name__}]\n")
             click.echo(inspect.cleandoc(module.__doc__) + "\n")
+            for loop in _loops_of(name, module):
+                click.echo(f"# {loop['phase']} loop: {loop['name']}\n{loop['source']}")
         return
     width = max(map(len, ln.OPS))
     for name, function in ln.OPS.items():
         summary = " ".join(inspect.cleandoc(function.__doc__).split("\n\n")[0].split())  # the first paragraph
         click.echo(f"{name:<{width}}  {summary}")
+
+
+def _loops_of(name, module):
+    """The loop bodies of op `name`'s classes (sum has one for the whole array and
+    one along an axis), each once, forward first."""
+    from loopnet.op import Op
+    from loopnet.view.details import op_loops
+
+    def subclasses(kind):
+        for sub in kind.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    found = {}
+    for kind in subclasses(Op):
+        if kind.name == name:
+            found.update((loop["name"], loop) for loop in op_loops(kind))
+    return sorted(found.values(), key=lambda loop: loop["phase"] != "forward")
 
 
 @click.command()

@@ -35,10 +35,12 @@ def op_doc(node):
 
 
 def _bodies(op):
-    """The op's loop bodies: its class's body slots or a derived op's generated bodies; else
-    the functions of its file named like bodies (affine_forward, affine_grad_W)."""
+    """The op's loop bodies (`op` an Op or an Op class): its class's body slots or a derived
+    op's generated bodies; else the functions of its file named like bodies (affine_forward,
+    affine_grad_W)."""
+    kind = op if isinstance(op, type) else type(op)
     found = {}
-    for attr in dir(type(op)):
+    for attr in dir(kind):
         if attr == "forward_body" or re.fullmatch(r"grad_\w+_body", attr):
             body = getattr(op, attr)
             if inspect.isfunction(body):
@@ -51,19 +53,23 @@ def _bodies(op):
         found.update({f"grad_{n}": b for n, b in made.grad_bodies.items()})
     if found:  # a family's file holds several ops' bodies: the slots say which are this one's
         return found
-    module = inspect.getmodule(type(op))
+    module = inspect.getmodule(kind)
     for name, value in vars(module).items():
         if inspect.isfunction(value) and value.__module__ == module.__name__ and \
                 re.search(r"(^|_)(forward|grad_\w+)$", name):
             found.setdefault(name, value)
-    return found
+    named = {name: body for name, body in found.items() if name.startswith(f"{kind.name}_")}
+    return named or found  # (layout.py holds transpose's, permute's and broadcast_to's loops)
 
 
 def loops(node):
-    if node.op is None:
-        return []
+    return [] if node.op is None else op_loops(node.op)
+
+
+def op_loops(op):
+    """The loops of `op` (an Op or an Op class), as `loops` in a node's details: forward first."""
     found = []
-    for name, body in _bodies(node.op).items():
+    for name, body in _bodies(op).items():
         try:
             source = inspect.getsource(body)
         except (OSError, TypeError):
