@@ -143,7 +143,7 @@ def ops(names):
             module = inspect.getmodule(function)
             click.echo(f"{name}{inspect.signature(function)}   [{module.__name__}]\n")
             click.echo(inspect.cleandoc(module.__doc__) + "\n")
-            for loop in _loops_of(name, module):
+            for loop in _loops_of(name):
                 click.echo(f"# {loop['phase']} loop: {loop['name']}\n{loop['source']}")
         return
     width = max(map(len, ln.OPS))
@@ -152,7 +152,7 @@ def ops(names):
         click.echo(f"{name:<{width}}  {summary}")
 
 
-def _loops_of(name, module):
+def _loops_of(name):
     """The loop bodies of op `name`'s classes (sum has one for the whole array and
     one along an axis), each once, forward first."""
     from loopnet.op import Op
