@@ -384,11 +384,14 @@ def forward(node, check_finite=False):
     return node.value
 
 
-def _zero_grads(root, order, backend):
-    """Give every node that gets a gradient a zeroed .grad, and the others None.
+def _zero_grads(root, order, backend, seed):
+    """Give every node that gets a gradient a zeroed .grad, and the others None; with
+    `seed`, the root's grad then holds ones.
 
     The grads are views into one block per dtype, kept on the root from one backward to
     the next, so zeroing them is one fill (one launch on a GPU) rather than one per node.
+    The root comes last in `order`, so its grad is the end of its block: on cuda the zeros
+    and the seed are one launch (`fill_seeded`), elsewhere two fills.
     """
     needing = [n for n in order if n.requires_grad]
     layout = (backend.name, [(n, n.shape, n.dtype) for n in needing])
@@ -403,10 +406,16 @@ def _zero_grads(root, order, backend):
             start, used[n.dtype] = used[n.dtype], used[n.dtype] + n.size
             views.append(blocks[n.dtype][start:start + n.size].reshape(n.shape))
         root._grad_blocks = cached = (layout, list(blocks.values()), views)
+    fill_seeded = getattr(backend, "fill_seeded", None) if seed else None
     for block in cached[1]:
-        backend.fill(block, 0)
+        if fill_seeded is not None and block.dtype == root.dtype:
+            fill_seeded(block, 0, block.size - root.size, 1)
+        else:
+            backend.fill(block, 0)
     for n, view in zip(needing, cached[2]):
         n._grad = view
+    if seed and fill_seeded is None:
+        backend.fill(root._grad, 1)
     for n in order:
         if not n.requires_grad:
             n._grad = None
@@ -439,10 +448,8 @@ def backward(node, grad=None, check_finite=False):
     backend = current_backend()
     for current in order:
         current._backward_root = node  # so explain() can find the graph this grad came from
-    _zero_grads(node, order, backend)
-    if grad is None:
-        backend.fill(node._grad, 1)
-    else:
+    _zero_grads(node, order, backend, seed=grad is None)
+    if grad is not None:
         seed = np.asarray(grad, dtype=node.dtype)
         if seed.shape != node.shape:
             raise GraphError(f"upstream grad for {node.name!r} has shape {seed.shape}, the node {node.shape}")

@@ -87,11 +87,11 @@ def test_arrays_stay_on_the_device_for_a_whole_training_step(monkeypatch):
         assert counter.down == 2 * 2 + 1 and np.isfinite(loss)
 
 
-def test_a_training_step_is_17_launches(monkeypatch):
+def test_a_training_step_is_16_launches(monkeypatch):
     # Each launch costs microseconds of Python and driver time on a GPU, so their number
     # is held down like the transfers: 11 op loops, 4 SGD updates, one fill zeroing every
-    # grad, one seeding the loss's. No transposed copy: on cuda, loops.transposed is a view
-    # (it was 6 launches more).
+    # grad and seeding the loss's. No transposed copy: on cuda, loops.transposed is a view
+    # (it was 6 launches more), and the seed is no launch of its own (one more).
     from loopnet.tools.bench import mlp_graph
 
     x, labels, params, loss = mlp_graph((5, 4, 3), 2, np.float32, np.random.default_rng(0))
@@ -107,7 +107,7 @@ def test_a_training_step_is_17_launches(monkeypatch):
             opt.step()
             monkeypatch.setattr(cuda_backend, "loop", real_loop)
             assert launches == ["affine_forward", "relu_forward", "affine_forward", "softmax_cross_entropy_forward",
-                                "fill_body", "fill_body", "softmax_cross_entropy_grad_logits", "affine_grad_x",
+                                "fill_body", "softmax_cross_entropy_grad_logits", "affine_grad_x",
                                 "affine_grad_W", "affine_grad_b", "relu_grad_x", "affine_grad_W", "affine_grad_b",
                                 *["sgd_step"] * 4], launches
 
@@ -319,3 +319,21 @@ def test_the_ptx_check_compiles_the_layouts_cuda_launches():
     assert "F" in layouts, layouts
     assert "F" not in {t.layout for rank, types in kernels.launched_kernels(("float64",))[affine_forward]
                        for t in types if isinstance(t, numba.types.Array)}  # (numba's own copies)
+
+
+def test_a_backward_zeroes_the_grads_and_seeds_its_root_in_one_launch(monkeypatch):
+    x = ln.Parameter(np.arange(3.0), name="x")
+    loss = ln.sum(ln.square(x))
+    with ln.use("cuda"):
+        ln.forward(loss)
+        names = []
+        real_loop = cuda_backend.loop
+        monkeypatch.setattr(cuda_backend, "loop", lambda body, grid, args: (names.append(body.__name__),
+                                                                            real_loop(body, grid, args)))
+        for _ in range(2):  # the second finds the first's grads: zeroed again, not added to
+            ln.backward(loss)
+            np.testing.assert_array_equal(x.grad, 2 * np.arange(3.0))
+            assert float(loss.grad) == 1.0
+        assert names == ["fill_body", "sum_grad_x", "square_grad_x"] * 2, names
+        ln.backward(loss, grad=np.array(3.0))  # an upstream gradient given: no seed of ones
+        np.testing.assert_array_equal(x.grad, 6 * np.arange(3.0))

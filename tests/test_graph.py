@@ -105,7 +105,8 @@ def test_backward_zeroes_grads_instead_of_accumulating_across_calls():
 
 @pytest.mark.parametrize("backend", ["python", "numba", "cuda"])
 def test_backward_zeroes_every_grad_with_one_fill(backend, monkeypatch):
-    # One fill of one block (one launch on a GPU) instead of one per node, plus the seed.
+    # One fill of one block (one launch on a GPU) instead of one per node, plus the seed;
+    # on cuda the zeros and the seed are the same launch (fill_seeded).
     from loopnet.backends import get_backend
 
     rng = np.random.default_rng(0)
@@ -120,8 +121,12 @@ def test_backward_zeroes_every_grad_with_one_fill(backend, monkeypatch):
         module = get_backend(backend)
         real_fill = module.fill
         monkeypatch.setattr(module, "fill", lambda array, value: (fills.append(value), real_fill(array, value)))
+        if backend == "cuda":
+            real_seeded = module.fill_seeded
+            monkeypatch.setattr(module, "fill_seeded", lambda block, value, start, seed: (
+                fills.append((value, block.size - start, seed)), real_seeded(block, value, start, seed)))
         ln.backward(loss)
-    assert fills == [0, 1]
+    assert fills == ([(0, 1, 1)] if backend == "cuda" else [0, 1])  # (cuda: zeros, then 1 element of ones)
     grads = [n.grad for n in ln.topological_order(loss) if n.requires_grad]
     assert len(grads) == 6 and x.grad is None
     for n, g in zip([n for n in ln.topological_order(loss) if n.requires_grad], grads):

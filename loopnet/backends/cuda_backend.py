@@ -119,13 +119,19 @@ def transposed_view(matrix):
                          gpu_data=matrix.gpu_data)
 
 
-def fill_body(i, a, value):
-    a[i] = value
+def fill_body(i, a, value, start, seed):
+    a[i] = seed if i >= start else value
 
 
 def fill(array, value):
-    if array.size:
-        loop(fill_body, (array.size,), (array.reshape(-1), value))
+    fill_seeded(array.reshape(-1), value, array.size, value)
+
+
+def fill_seeded(block, value, start, seed):
+    """fill(block, value), then block[start:] = seed, in one launch: a backward's zeroed
+    grads and the seed of its root's grad, whose view ends the block (graph._zero_grads)."""
+    if block.size:
+        loop(fill_body, (block.size,), (block, value, start, seed))
 
 
 # -- loops ---------------------------------------------------------------------------------

@@ -37,7 +37,9 @@ def launched_kernels():
     launched = kernels.launched_kernels(signature=array_types, transposes_as_views=True)  # (as cuda makes them)
     seen = {(body, rank, types) for body, launches in launched.items() for rank, types in launches}
     for dtype in ("float64", "float32"):  # cuda_backend.fill runs fill_body on device arrays only
-        seen.add((cuda_backend.fill_body, 1, (numba.typeof(np.zeros(2, dtype)), numba.typeof(1.0))))
+        block, number, index = numba.typeof(np.zeros(2, dtype)), numba.typeof(1.0), numba.typeof(0)
+        seen.add((cuda_backend.fill_body, 1, (block, number, index, number)))  # fill(array, value)
+        seen.add((cuda_backend.fill_body, 1, (block, index, index, index)))  # fill_seeded(grads, 0, start, 1)
     return seen
 
 
