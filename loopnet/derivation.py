@@ -172,6 +172,22 @@ def refuse(statement, reason):
     raise DeriveError(f"cannot derive {statement.strip()!r}: {reason}")
 
 
+def unbalanced(statement):
+    """Where the statement's brackets fail to pair, in words, or None. Checked first: an
+    unclosed [ or ( would otherwise be refused as some other mistake."""
+    closes, opened = {"]": "[", ")": "("}, []
+    for at, char in enumerate(statement, 1):
+        if char in "[(":
+            opened.append((char, at))
+        elif char in closes:
+            if not opened:
+                return f"the {char!r} at character {at} closes nothing"
+            if opened[-1][0] != closes[char]:
+                return f"the {char!r} at character {at} cannot close the {opened[-1][0]!r} at character {opened[-1][1]}"
+            opened.pop()
+    return f"the {opened[-1][0]!r} at character {opened[-1][1]} is never closed" if opened else None
+
+
 def indices(text, statement):
     try:
         return read_index(text, statement) if text.strip() else ()
@@ -219,6 +235,8 @@ def parse(statement):
     if not isinstance(statement, str) or not statement.strip():
         raise DeriveError(f"derive needs a statement such as 'U[h,i,j] += A[h,i,k] * B[h,j,k]'; the form is {FORM}")
     statement = " ".join(unicodedata.normalize("NFKC", statement).split())  # one line; ﬁ is fi, as Python reads it
+    if unbalanced(statement):
+        refuse(statement, unbalanced(statement))
     text = re.sub(r"\.value\b", "", statement)
     left = _LEFT.match(text)
     if not left:

@@ -162,6 +162,11 @@ REFUSED = [
     ("Y[i] = sum_{k,} A[i,k] * B[k]", "must name each summed index"),
     ("Y[i] = ﬁ[i] * fi[i]", "fi appears twice"),  # Python reads ﬁ as fi (NFKC), so derive does too
     ("Y[i] = sum_k A[i,k] * 2x[k]", "must be a product of two arrays"),
+    ("u[i] += A[i,j] * x[j", "the '[' at character 19 is never closed"),
+    ("u[i] += A[i,j * x[j]", "the '[' at character 10 is never closed"),
+    ("Y[i] = sigmoid(sum_j A[i,j] * x[j]", "the '(' at character 15 is never closed"),
+    ("Y[i] = sum_j A[i,j]] * x[j]", "the ']' at character 20 closes nothing"),
+    ("Y[i] = sum_j A[i,j) * x[j]", "the ')' at character 19 cannot close the '[' at character 15"),
     ("Y[n] = sum_d X[n,d] * X2[d]", None),  # accepted: a control that the list can pass
 ]
 
