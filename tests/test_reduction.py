@@ -92,7 +92,7 @@ def test_a_body_from_a_script_runs_as_written(tmp_path):
 @pytest.mark.parametrize("body", DECLARED, ids=lambda f: f.__name__)
 def test_cuda_adds_the_threads_shares_in_a_tree(body):
     cuda_backend.check_available()
-    for n, seed in ((1, 0), (cuda_backend.THREADS_PER_BLOCK + 37, 1)):  # one share; shares of two sizes
+    for n, seed in ((1, 0), (cuda_backend.threads_per_block() + 37, 1)):  # one share; shares of two sizes
         args = DECLARED[body](n, np.float64, np.random.default_rng(seed))
         want = [a.copy() for a in args]
         python_backend.loop(body, (), want)
