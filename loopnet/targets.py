@@ -6,6 +6,7 @@ A target is a function that takes no arguments and returns the loss node. Built-
 are listed in TARGETS; `load_target("path/to/file.py:build")` loads a user's.
 """
 
+import ast
 import contextlib
 import importlib.util
 import os
@@ -184,6 +185,28 @@ def _split(spec):
     return spec, "build"
 
 
+def _defines(path, name):
+    """False when nothing in the file binds `name` (a def, an assignment, an import); True
+    when something does, or might (`from m import *`), or the file does not parse
+    (importing it says why). Read before importing: a tutorial script with no
+    `build` would otherwise run, all of it, before trace said so."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            tree = ast.parse(file.read())
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        return True
+    for statement in ast.walk(tree):  # (anywhere, not only at the top: a def under `if` counts too)
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and statement.name == name:
+            return True
+        if isinstance(statement, (ast.Import, ast.ImportFrom)) and any(
+                alias.name == "*" or (alias.asname or alias.name.split(".")[0]) == name for alias in statement.names):
+            return True
+        if isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.With, ast.NamedExpr)) and any(
+                isinstance(node, ast.Name) and node.id == name for node in ast.walk(statement)):
+            return True
+    return False
+
+
 def load_target(spec):
     """The builder function for a built-in name or `path.py[:func]`."""
     if spec in TARGETS:
@@ -193,6 +216,9 @@ def load_target(spec):
         raise TargetError(f"unknown target {spec!r}; built-in targets: {', '.join(TARGETS)}; or give path/to/file.py[:function]")
     if not os.path.isfile(path):
         raise TargetError(f"no such file: {path}")
+    if not _defines(path, func_name):
+        raise TargetError(f"{path} has no function {func_name!r} (read without running it: nothing in it "
+                          f"defines {func_name}); give one with path.py:function")
     module_name = f"loopnet_user_{abs(hash(os.path.abspath(path)))}"
     spec_obj = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec_obj)

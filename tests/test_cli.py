@@ -102,7 +102,7 @@ def test_trace_of_a_user_file_with_default_and_named_function(tmp_path):
 @pytest.mark.parametrize("source,fragments", [
     (None, ("no such file",)),
     ("def build(:\n", ("does not import", "SyntaxError at line 1")),
-    ("import no_such_module_xyz\n", ("does not import", "ModuleNotFoundError")),
+    ("import no_such_module_xyz\ndef build():\n    pass\n", ("does not import", "ModuleNotFoundError")),
     ("x = 1\n", ("has no function 'build'",)),
     ("build = 3\n", ("'build'", "is a int, not a function")),
     ("def build():\n    raise ValueError('boom')\n", ("build() of", "raised ValueError: boom")),
@@ -115,6 +115,16 @@ def test_user_file_errors_are_one_line_exit_1(tmp_path, source, fragments):
     if source is not None:
         path.write_text(source)
     one_line_error(run("trace", str(path)), *fragments)
+
+
+def test_a_script_without_the_function_is_refused_before_it_runs(tmp_path):
+    path, ran = tmp_path / "script.py", tmp_path / "ran"
+    path.write_text(f"open({str(ran)!r}, 'w').write('yes')\ndef other():\n    pass\n")
+    one_line_error(run("trace", str(path)), "has no function 'build'", "without running it")
+    assert not ran.exists()
+    path.write_text(f"open({str(ran)!r}, 'w').write('yes')\nif True:\n    from random import random as build\n")
+    one_line_error(run("trace", str(path)), "random() of", "returned float")  # bound under an if: imported and run
+    assert ran.exists()
 
 
 def test_unknown_target_lists_the_built_ins():

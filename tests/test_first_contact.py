@@ -241,7 +241,7 @@ def test_a_user_files_prints_go_to_stderr_so_json_stays_json(tmp_path):
 
 
 @pytest.mark.parametrize("source,fragment", [
-    ("import sys\nsys.exit(0)\n", "exited while it was imported (sys.exit(0))"),
+    ("import sys\nsys.exit(0)\ndef build():\n    pass\n", "exited while it was imported (sys.exit(0))"),
     ("import sys\ndef build():\n    sys.exit(0)\n", "build() of"),
 ])
 def test_a_user_file_that_exits_says_so(tmp_path, source, fragment):
