@@ -175,9 +175,9 @@ def refuse(statement, reason):
 def unbalanced(statement):
     """Where the statement's brackets fail to pair, in words, or None. Checked first: an
     unclosed [ or ( would otherwise be refused as some other mistake."""
-    closes, opened = {"]": "[", ")": "("}, []
+    closes, opened = {"]": "[", ")": "(", "}": "{"}, []
     for at, char in enumerate(statement, 1):
-        if char in "[(":
+        if char in "[({":
             opened.append((char, at))
         elif char in closes:
             if not opened:

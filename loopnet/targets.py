@@ -10,6 +10,7 @@ import ast
 import contextlib
 import importlib.util
 import os
+import re
 import sys
 
 import numpy as np
@@ -186,23 +187,25 @@ def _split(spec):
 
 
 def _defines(path, name):
-    """False when nothing in the file binds `name` (a def, an assignment, an import); True
-    when something does, or might (`from m import *`), or the file does not parse
-    (importing it says why). Read before importing: a tutorial script with no
-    `build` would otherwise run, all of it, before trace said so."""
+    """False only when nothing in the file could bind `name`: no def, class, import,
+    assigned, looped or matched name is spelled so, no string holds it as a word (exec and
+    globals() bind names from strings), and no `from m import *` or module __getattr__
+    could supply it. True when the file cannot be read or parsed: importing it says why.
+    Read before importing: a tutorial script with no `build` would otherwise run, all of
+    it, before trace said so."""
     try:
         with open(path, encoding="utf-8") as file:
             tree = ast.parse(file.read())
-    except (SyntaxError, UnicodeDecodeError, ValueError):
+    except Exception:  # noqa: BLE001 - unreadable, or too deep to parse: the import reports it
         return True
-    for statement in ast.walk(tree):  # (anywhere, not only at the top: a def under `if` counts too)
-        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and statement.name == name:
+    word = re.compile(rf"\b{re.escape(name)}\b")
+    for node in ast.walk(tree):  # (anywhere, not only at the top: a def under `if` counts too)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and word.search(node.value):
             return True
-        if isinstance(statement, (ast.Import, ast.ImportFrom)) and any(
-                alias.name == "*" or (alias.asname or alias.name.split(".")[0]) == name for alias in statement.names):
+        if isinstance(node, ast.alias) and (node.name == "*" or (node.asname or node.name.split(".")[0]) == name):
             return True
-        if isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.With, ast.NamedExpr)) and any(
-                isinstance(node, ast.Name) and node.id == name for node in ast.walk(statement)):
+        spelled = [getattr(node, field, None) for field in ("id", "arg", "rest", "name")]  # (a keyword's arg too)
+        if name in spelled or spelled[-1] == "__getattr__":
             return True
     return False
 

@@ -104,6 +104,7 @@ def test_trace_of_a_user_file_with_default_and_named_function(tmp_path):
     ("def build(:\n", ("does not import", "SyntaxError at line 1")),
     ("import no_such_module_xyz\ndef build():\n    pass\n", ("does not import", "ModuleNotFoundError")),
     ("x = 1\n", ("has no function 'build'",)),
+    ("x = " + "1+" * 5000 + "1\n", ("does not import", "RecursionError")),  # too deep to read: imported, and says so
     ("build = 3\n", ("'build'", "is a int, not a function")),
     ("def build():\n    raise ValueError('boom')\n", ("build() of", "raised ValueError: boom")),
     ("def build():\n    return 42\n", ("returned int, not a loopnet node",)),
@@ -125,6 +126,22 @@ def test_a_script_without_the_function_is_refused_before_it_runs(tmp_path):
     path.write_text(f"open({str(ran)!r}, 'w').write('yes')\nif True:\n    from random import random as build\n")
     one_line_error(run("trace", str(path)), "random() of", "returned float")  # bound under an if: imported and run
     assert ran.exists()
+
+
+BUILDER = "import loopnet as ln\ndef _b():\n    return ln.sum(ln.square(ln.Parameter([2.0], name='w')), name='loss')\n"
+
+
+@pytest.mark.parametrize("binding", [
+    "globals()['build'] = _b", "globals().update(build=_b)", "exec('build = _b')",
+    "match _b:\n    case build:\n        pass", "def __getattr__(name):\n    return _b",
+])
+def test_a_build_bound_by_name_as_the_file_runs_is_still_found(tmp_path, binding):
+    # read before importing, a file is refused only where nothing could bind the name
+    path = tmp_path / "model.py"
+    path.write_text(BUILDER + binding + "\n")
+    result = run("trace", str(path), "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["nodes"][-1]["value"] == 4.0
 
 
 def test_unknown_target_lists_the_built_ins():

@@ -167,6 +167,7 @@ REFUSED = [
     ("Y[i] = sigmoid(sum_j A[i,j] * x[j]", "the '(' at character 15 is never closed"),
     ("Y[i] = sum_j A[i,j]] * x[j]", "the ']' at character 20 closes nothing"),
     ("Y[i] = sum_j A[i,j) * x[j]", "the ')' at character 19 cannot close the '[' at character 15"),
+    ("Y[i] = sum_{j A[i,j] * x[j]", "the '{' at character 12 is never closed"),
     ("Y[n] = sum_d X[n,d] * X2[d]", None),  # accepted: a control that the list can pass
 ]
 

@@ -11,8 +11,11 @@ import numba
 import numpy as np
 import pytest
 
-from loopnet.backends import cuda_backend, simulator
+from loopnet.backends import cuda_backend, drivers, simulator
 from loopnet.optim import add_sum_of_squares
+
+# (`NUMBA_ENABLE_CUDASIM=0 python -m pytest` on a GPU runs only the last test here)
+simulated_only = pytest.mark.skipif(not drivers.cuda_simulated(), reason="about the CUDA simulator, which is off")
 
 
 class SlowLookups(dict):
@@ -22,12 +25,12 @@ class SlowLookups(dict):
 
     def get(self, key, default=None):
         found = super().get(key, default)
-        time.sleep(0.05)  # (after looking: the answer is stale by the time the thread acts on it)
+        time.sleep(0.2)  # (after looking: the answer is stale by the time the thread acts on it)
         return found
 
     def __contains__(self, key):
         found = super().__contains__(key)
-        time.sleep(0.05)
+        time.sleep(0.2)
         return found
 
 
@@ -45,6 +48,7 @@ def ask_at_once(shared, threads=2):
     return got
 
 
+@simulated_only
 def test_threads_of_a_block_asking_at_once_share_one_shared_array():
     cuda_backend.check_available()  # on the simulator, this puts the lock in
     from numba.cuda.simulator import kernelapi
@@ -55,6 +59,7 @@ def test_threads_of_a_block_asking_at_once_share_one_shared_array():
     assert first is second and first.dtype == np.float64 and first.shape == (4,)
 
 
+@simulated_only
 def test_without_the_lock_the_simulator_gives_them_two_arrays(monkeypatch):
     # the control: the race the lock closes is real in the simulator's own code
     cuda_backend.check_available()
@@ -68,6 +73,7 @@ def test_without_the_lock_the_simulator_gives_them_two_arrays(monkeypatch):
     assert first is not second
 
 
+@simulated_only
 def test_each_line_still_has_its_own_shared_array():
     cuda_backend.check_available()
     from numba.cuda.simulator import kernelapi
@@ -76,9 +82,11 @@ def test_each_line_still_has_its_own_shared_array():
     tile_a = shared.array((2, 3), numba.float32)
     tile_b = shared.array((2, 3), np.float32)
     assert tile_a is not tile_b and tile_a.dtype == tile_b.dtype == np.float32
-    assert [shared.array((2,), numba.float64) for _ in range(2)][0] is not None
+    again = [shared.array((2,), numba.float64) for _ in range(2)]  # one line asked twice: one array
+    assert again[0] is again[1] and again[0] is not tile_a
 
 
+@simulated_only
 def test_a_launch_switches_threads_often_and_puts_the_interval_back(monkeypatch):
     entered = []
     real = simulator.switching

@@ -21,7 +21,8 @@ outside the loops, `trace`, a checkpoint, the loss printed per step.
 
 Without a GPU: `NUMBA_ENABLE_CUDASIM=1` runs the same kernels on Numba's CUDA simulator
 (plain Python threads, about 0.3 ms per simulated thread: small shapes only, and blocks of
-16 threads and 4 x 4 tiles instead of 128 and 16 x 16). That is how CI tests this backend. With neither, selecting `cuda` is an error that says so.
+16 threads and 4 x 4 tiles instead of 128 and 16 x 16; see simulator.py). That is how CI
+tests this backend. With neither, selecting `cuda` is an error that says so.
 
 numba-cuda 0.30 calls `np.row_stack`, which NumPy 2.5 removed: `check_available` puts the
 alias back (`drivers.restore_row_stack`) before numba.cuda is imported.

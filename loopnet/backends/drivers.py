@@ -77,8 +77,12 @@ def restore_row_stack():
 
 
 def cuda_simulated():
-    """True when NUMBA_ENABLE_CUDASIM=1: CUDA kernels run on Numba's CPU simulator."""
-    return os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+    """True when NUMBA_ENABLE_CUDASIM is a nonzero number, as Numba reads it: CUDA kernels
+    run on Numba's CPU simulator."""
+    try:
+        return int(os.environ.get("NUMBA_ENABLE_CUDASIM", "0")) != 0
+    except ValueError:
+        return False
 
 
 def importable(body):

@@ -39,8 +39,8 @@ def lock_shared_arrays():
     """Make the simulator's shared-array look-up atomic. Its arrays are keyed, as its own
     code keys them, by the file and line that asks: one `cuda.shared.array` per line."""
     from numba.cuda.simulator import kernelapi
-    from numba.core import types
-    from numba.np import numpy_support
+    from numba.cuda import types  # (as the simulator's own module imports them)
+    from numba.cuda.np import numpy_support
 
     if getattr(kernelapi.FakeCUDAShared.array, "loopnet_locked", False):
         return
