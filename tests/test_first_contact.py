@@ -78,10 +78,25 @@ def test_flag_beats_variable_beats_the_command_default(monkeypatch):
     assert run("train", "xor", "--epochs", "1").exit_code == 0 and current_backend().name == "python"
 
 
-@pytest.mark.parametrize("args", [["train", "xor"], ["trace", "xor"], ["evaluate", "xor", "--checkpoint", "x.npz"],
-                                  ["ops"], ["gradcheck", "relu"]])
-def test_a_bad_backend_variable_is_one_line_on_every_command(args):
+@pytest.mark.parametrize("args", [["train", "xor"], ["trace", "xor"], ["jacobian", "xor", "--of", "hidden", "--wrt", "c"],
+                                  ["gradcheck", "relu"]])
+def test_a_bad_backend_variable_is_one_line_on_every_command_that_would_use_it(args):
     one_line_error(run(*args, env={"LOOPNET_BACKEND": "bogus"}), "LOOPNET_BACKEND='bogus' is not a backend")
+
+
+def test_a_bad_backend_variable_is_one_line_on_evaluate_too(tmp_path):
+    checkpoint = tmp_path / "xor.npz"
+    assert run("train", "xor", "--epochs", "1", "--checkpoint", str(checkpoint)).exit_code == 0
+    one_line_error(run("evaluate", "xor", "--checkpoint", str(checkpoint), env={"LOOPNET_BACKEND": "bogus"}),
+                   "LOOPNET_BACKEND='bogus' is not a backend")
+
+
+@pytest.mark.parametrize("args", [["trace", "xor", "--backend", "python"], ["train", "xor", "--epochs", "1", "--backend", "python"],
+                                  ["trace", "--help"], ["--help"], ["ops", "relu"],
+                                  ["derive", "Y[i] = sum_j A[i,j] * x[j]"]])
+def test_a_bad_backend_variable_does_not_stop_what_does_not_use_it(args):
+    result = run(*args, env={"LOOPNET_BACKEND": "bogus"})
+    assert result.exit_code == 0 and "bogus" not in result.output, result.output
 
 
 def test_a_compiled_backend_under_a_debugger_says_breakpoints_will_not_stop():

@@ -12,7 +12,7 @@ print one line on stderr and exit 1; click's usage errors exit 2.
 import click
 
 from loopnet.cli import reading, tools, training
-from loopnet.cli.common import OneLineErrors, check_backend_variable
+from loopnet.cli.common import OneLineErrors
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,7 +23,6 @@ def main():
     Every op is a loop nest over scalars, forward and backward, that you can read in
     loopnet/ops/ and step through in a debugger. Start with `trace xor-backprop`.
     """
-    check_backend_variable()
 
 
 for command in (reading.trace, reading.jacobian, reading.ops, reading.gradcheck, reading.derive,

@@ -45,7 +45,8 @@ def backend_option(help_text, default=None):
 
 
 def check_backend_variable():
-    """A bad LOOPNET_BACKEND is one line and exit 1 on every command, before any work."""
+    """A bad LOOPNET_BACKEND is one line and exit 1, before any work, on a command that
+    would use it: one that runs loops and was given no --backend."""
     chosen = os.environ.get("LOOPNET_BACKEND")
     if chosen and chosen not in BACKENDS:
         fail(f"LOOPNET_BACKEND={chosen!r} is not a backend; choose one of: {', '.join(BACKENDS)} "
@@ -58,6 +59,8 @@ def select_backend(flag, command_default):
     runs compiled loops, where no breakpoint in loopnet/ops/ can stop."""
     import loopnet as ln
 
+    if flag is None:
+        check_backend_variable()
     name = flag or ln.default_backend(command_default)
     ln.use(name)
     if name != "python" and sys.gettrace() is not None:
