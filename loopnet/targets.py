@@ -204,7 +204,7 @@ def _defines(path, name):
             return True
         if isinstance(node, ast.alias) and (node.name == "*" or (node.asname or node.name.split(".")[0]) == name):
             return True
-        spelled = [getattr(node, field, None) for field in ("id", "arg", "rest", "name")]  # (a keyword's arg too)
+        spelled = [getattr(node, field, None) for field in ("id", "arg", "rest", "name")]  # (arg: keywords too)
         if name in spelled or spelled[-1] == "__getattr__":
             return True
     return False

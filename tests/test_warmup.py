@@ -92,9 +92,21 @@ def lazy_run(tmp_path_factory):
 def test_compile_progress_off_a_terminal_is_one_line_at_the_start_and_one_at_the_end(lazy_run):
     lines = lazy_run.stderr.splitlines()
     assert len(lines) == 2, lazy_run.stderr
-    assert lines[0] == "compiling kernels (first run only)..."
+    assert lines[0] == "compiling kernels..."
     assert lines[1].startswith("compiled 2 kernels in ") and lines[1].endswith("later runs load them from the cache")
     assert lazy_run.stdout.startswith("{")  # stdout holds only what the program printed
+
+
+def test_the_summary_says_which_kernels_a_later_run_loads_from_the_cache():
+    from loopnet.backends.compile_progress import summary
+
+    assert summary(2, 0, 1.26) == "compiled 2 kernels in 1.3 s; later runs load them from the cache"
+    assert summary(3, 1, 2.0) == ("compiled 3 kernels in 2.0 s; later runs load them from the cache, but for 1 "
+                                  "compiled in memory (a body in a script or notebook, or no usable cache), "
+                                  "which compile again in every run")
+    assert summary(4, 4, 3.3) == ("compiled 4 kernels in 3.3 s, in memory (a body in a script or notebook, or no "
+                                  "usable cache): they compile again in every run")
+    assert summary(1, 1, 0.7).endswith("usable cache): it compiles again in every run")
 
 
 def test_the_compile_counter_counts_drivers_not_the_bodies_compiled_inside_them(lazy_run):

@@ -48,6 +48,20 @@ class _Burst:
     width: int = 0  # length of the line on screen, so the next one can blank it out
 
 
+def summary(done, in_memory, seconds):
+    """The line that ends a burst: how many compiled, and which of them the next run loads
+    from the cache instead of compiling again."""
+    kernels = f"{done} kernel" + ("" if done == 1 else "s")
+    why = "a body in a script or notebook, or no usable cache"
+    if in_memory == done:
+        again = "it compiles" if done == 1 else "they compile"
+        return f"compiled {kernels} in {seconds:.1f} s, in memory ({why}): {again} again in every run"
+    text = f"compiled {kernels} in {seconds:.1f} s; later runs load them from the cache"
+    if in_memory:
+        text += f", but for {in_memory} compiled in memory ({why}), which compile again in every run"
+    return text
+
+
 class CompileProgress:
     """Shows what Numba compiles while it compiles, on stderr (stdout stays clean for
     `trace --format json`). Loading from the cache stays silent.
@@ -110,7 +124,7 @@ class CompileProgress:
             if self.burst is None and self.shown:
                 self.burst = _Burst(terminal=_is_terminal(sys.stderr), started=now)
                 if not self.burst.terminal:
-                    _write("compiling kernels (first run only)...\n")
+                    _write("compiling kernels...\n")
                 threading.Thread(target=self._tick, args=(self.burst,), daemon=True).start()
             if self.burst is not None:
                 self.burst.current, self.burst.since = name, now
@@ -176,11 +190,7 @@ class CompileProgress:
                 self._rewrite("")
             self.burst = None
             return
-        kernels = f"{burst.done} kernel" + ("" if burst.done == 1 else "s")
-        text = f"compiled {kernels} in {burst.seconds:.1f} s; later runs load them from the cache"
-        if burst.in_memory:
-            text += (f", but for {burst.in_memory} compiled in memory (a body in a script or notebook, "
-                     f"or no usable cache), which compile again in every run")
+        text = summary(burst.done, burst.in_memory, burst.seconds)
         if burst.terminal:
             self._rewrite(text, end="\n")
         else:
