@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from loopnet.errors import LoopnetError
+from loopnet.errors import LoopnetError, did_you_mean
 
 
 class DataError(LoopnetError, ValueError):
@@ -208,7 +208,7 @@ def load(name, seed=0, data_dir=None):
     """A data set by name (a key of DATASETS): xor, and, or, nand, blobs, tokens, digits,
     mnist (needs data_dir)."""
     if name not in DATASETS:
-        raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
+        raise DataError(f"unknown data set {name!r}{did_you_mean(name, DATASETS)}; choose one of: {', '.join(DATASETS)}")
     return DATASETS[name](seed, data_dir)
 
 

@@ -5,6 +5,14 @@ them at once, and also from the matching built-in class (`ValueError`, `TypeErro
 ...), so code that already catches those keeps working.
 """
 
+import difflib
+
+
+def did_you_mean(name, choices):
+    """" (did you mean 'affine'?)" when `name` is a near miss of one of `choices`, else ""."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
 
 class LoopnetError(Exception):
     """Base class of every error loopnet raises on purpose."""

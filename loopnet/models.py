@@ -27,7 +27,7 @@ import numpy as np
 
 import loopnet as ln
 from loopnet import init
-from loopnet.errors import LoopnetError
+from loopnet.errors import LoopnetError, did_you_mean
 
 
 class ModelError(LoopnetError, ValueError):
@@ -317,7 +317,7 @@ def build(name, input_shape, classes, width=None, channels=16, dropout=0.0, init
           dtype="float64", seed=0, vocab=8, batch_norm=False):
     """Build model `name` (a key of MODELS) for examples of `input_shape` and `classes` classes."""
     if name not in MODELS:
-        raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+        raise ModelError(f"unknown model {name!r}{did_you_mean(name, MODELS)}; choose one of: {', '.join(MODELS)}")
     # The width actually built goes into the config, so a checkpoint rebuilds this model
     # whatever the defaults are then.
     width = MODELS[name].width if width is None else int(width)

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 import loopnet as ln
-from loopnet.errors import LoopnetError
+from loopnet.errors import LoopnetError, did_you_mean
 
 
 class TargetError(LoopnetError, ValueError):
@@ -216,7 +216,8 @@ def load_target(spec):
         return TARGETS[spec]
     path, func_name = _split(spec)
     if not path.endswith(".py"):
-        raise TargetError(f"unknown target {spec!r}; built-in targets: {', '.join(TARGETS)}; or give path/to/file.py[:function]")
+        raise TargetError(f"unknown target {spec!r}{did_you_mean(spec, TARGETS)}; built-in targets: "
+                          f"{', '.join(TARGETS)}; or give path/to/file.py[:function]")
     if not os.path.isfile(path):
         raise TargetError(f"no such file: {path}")
     if not _defines(path, func_name):

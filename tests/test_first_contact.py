@@ -84,6 +84,19 @@ def test_a_bad_backend_variable_is_one_line_on_every_command_that_would_use_it(a
     one_line_error(run(*args, env={"LOOPNET_BACKEND": "bogus"}), "LOOPNET_BACKEND='bogus' is not a backend")
 
 
+@pytest.mark.parametrize("args, env, fragment", [
+    (["trace", "xor_backprop"], None, "unknown target 'xor_backprop' (did you mean 'xor-backprop'?)"),
+    (["ops", "afine"], None, "unknown op 'afine' (did you mean 'affine'?)"),
+    (["train", "xr"], None, "unknown model 'xr' (did you mean 'xor'?)"),
+    (["evaluate", "mpl", "--checkpoint", "x.npz"], None, "unknown model 'mpl' (did you mean 'mlp'?)"),
+    (["train", "mlp", "--data", "digts"], None, "unknown data set 'digts' (did you mean 'digits'?)"),
+    (["trace", "xor"], {"LOOPNET_BACKEND": "numbaa"}, "LOOPNET_BACKEND='numbaa' is not a backend (did you mean 'numba'?)"),
+    (["trace", "resnet"], None, "unknown target 'resnet'; built-in"),  # nothing close: no guess
+])
+def test_a_near_miss_of_a_name_is_answered_with_the_name(args, env, fragment):
+    one_line_error(run(*args, env=env), fragment)
+
+
 def test_a_bad_backend_variable_is_one_line_on_evaluate_too(tmp_path):
     checkpoint = tmp_path / "xor.npz"
     assert run("train", "xor", "--epochs", "1", "--checkpoint", str(checkpoint)).exit_code == 0

@@ -62,9 +62,12 @@ FLOORS = [
 # keep a view's reads coalesced, in cuda_backend.py. Raised to 1640 at 1629 with
 # backends/simulator.py and small blocks on the simulator (32 + 15 lines): the suite's CUDA
 # tests ran 5-7x slower than needed (a poll spinning through 5 ms switch intervals), and
-# running them faster exposed a race in the simulator's shared arrays, fixed there.
+# running them faster exposed a race in the simulator's shared arrays, fixed there. Raised
+# to 1660 at 1642 with what a new user met: did_you_mean in errors.py (every unknown name
+# gets a near match), the compile summary's in-memory wording, NUMBA_ENABLE_CUDASIM read
+# as Numba reads it.
 ENGINE = ["errors.py", "scalar.py", "schedule.py", "reduction.py", "graph.py", "loops.py", "op.py", "backends"]
-ENGINE_BUDGET = 1640
+ENGINE_BUDGET = 1660
 FUNCTION_LINES = 60  # longest function anywhere in loopnet/, docstring included
 
 

@@ -40,7 +40,7 @@ import importlib
 import importlib.util
 import os
 
-from loopnet.errors import BackendError
+from loopnet.errors import BackendError, did_you_mean
 
 BACKENDS = ("python", "numba", "cuda")
 PROTOCOL = ("name", "check_available", "empty", "zeros", "owns", "adopt", "to_host", "fill", "loop")
@@ -52,7 +52,7 @@ _current = None
 def get_backend(name):
     """The backend module called `name`, loaded (and checked) on first use."""
     if name not in BACKENDS:
-        raise BackendError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
+        raise BackendError(f"unknown backend {name!r}{did_you_mean(name, BACKENDS)}; choose one of: {', '.join(BACKENDS)}")
     if name not in _loaded:
         if importlib.util.find_spec(f"loopnet.backends.{name}_backend") is None:
             raise BackendError(f"the {name} backend is not part of this version of loopnet yet; use python or numba")

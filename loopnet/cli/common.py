@@ -6,7 +6,7 @@ import sys
 import click
 
 from loopnet.backends import BACKENDS
-from loopnet.errors import LoopnetError
+from loopnet.errors import LoopnetError, did_you_mean
 from loopnet.graph import FLOAT_DTYPES
 
 DTYPES = tuple(dtype.name for dtype in FLOAT_DTYPES)  # float64 first: the default
@@ -49,7 +49,7 @@ def check_backend_variable():
     would use it: one that runs loops and was given no --backend."""
     chosen = os.environ.get("LOOPNET_BACKEND")
     if chosen and chosen not in BACKENDS:
-        fail(f"LOOPNET_BACKEND={chosen!r} is not a backend; choose one of: {', '.join(BACKENDS)} "
+        fail(f"LOOPNET_BACKEND={chosen!r} is not a backend{did_you_mean(chosen, BACKENDS)}; choose one of: {', '.join(BACKENDS)} "
              f"(or unset it)")
 
 

@@ -7,6 +7,7 @@ import sys
 import click
 
 from loopnet.cli.common import DTYPES, backend_option, fail, select_backend
+from loopnet.errors import did_you_mean
 
 
 def _target_help():
@@ -35,7 +36,7 @@ def _check_op_names(names):
 
     unknown = [n for n in names if n not in ln.OPS]
     if unknown:
-        fail(f"unknown op {unknown[0]!r}; see `ops` for the list")
+        fail(f"unknown op {unknown[0]!r}{did_you_mean(unknown[0], ln.OPS)}; see `ops` for the list")
 
 
 BACKEND_HELP = ("Which backend runs the loops. Default: $LOOPNET_BACKEND, else python: the reference loops, "

@@ -10,6 +10,7 @@ import sys
 import click
 
 from loopnet import data as datasets, init, models, optim, training
+from loopnet.errors import did_you_mean
 from loopnet.cli.common import DTYPES, backend_option, fail, select_backend
 
 
@@ -93,7 +94,7 @@ def _resume(path, model, asked, dataset, config, checkpoint, lr):
 
 def _spec(model):
     if model not in models.MODELS:
-        fail(f"unknown model {model!r}; choose one of: {', '.join(models.MODELS)}")
+        fail(f"unknown model {model!r}{did_you_mean(model, models.MODELS)}; choose one of: {', '.join(models.MODELS)}")
     return models.MODELS[model]
 
 
