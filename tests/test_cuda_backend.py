@@ -5,6 +5,7 @@ on small shapes, since each simulated thread costs about 0.3 ms. On a GPU machin
 suite with NUMBA_ENABLE_CUDASIM=0 to test the real thing.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -145,6 +146,9 @@ def test_cli_trace_on_cuda():
 
     result = CliRunner().invoke(main, ["trace", "xor", "--backend", "cuda", "--format", "json"])
     assert result.exit_code == 0, result.output
+    json.loads(result.stdout)  # the note goes to stderr: stdout is still one JSON object
+    assert "note: cuda is running on Numba's CPU simulator" in result.stderr  # before a wait that shows nothing
+    assert "simulator" not in CliRunner().invoke(main, ["trace", "xor", "--backend", "numba"]).stderr
 
 
 def test_without_a_gpu_or_the_simulator_selecting_cuda_says_how_to_enable_it():
