@@ -226,7 +226,14 @@ def split_right(right, statement):
         summed, right = match.group(1), match.group(2).strip()
     product = _PRODUCT.match(right)
     if not product:
-        refuse(statement, f"the right-hand side must be a product of two arrays, A[...] * B[...]; the form is {FORM}")
+        outside = re.sub(r"\[[^\]]*\]", "[]", right)  # (what lies between the arrays' brackets)
+        number = re.search(r"(?<![\w.])\d+(\.\d*)?", outside)
+        if number:
+            refuse(statement, f"a constant ({number.group()}) is not part of the notation: the right-hand side is a "
+                              f"product of two arrays, A[...] * B[...], plus at most an added array; the form is {FORM}")
+        factors = f", not of {outside.count('*') + 1}" if outside.count("*") > 1 and "+" not in outside else ""
+        refuse(statement, f"the right-hand side must be a product of two arrays, A[...] * B[...]{factors}; "
+                          f"the form is {FORM}")
     return function, init, init_first, summed, product
 
 
