@@ -522,11 +522,17 @@ def test_cli_derive_copies_options():
     (["Y[i] = A[i,j] * x[j]"], "j appears only on the right"),
     (["Y[h] = sum_i X[h-i] * W[i]", "--source"], "do not give the range of h"),
     (["Y[n,m] = sum_d X[n,d] * WT[m,d]", "--as-written", "--transposed", "WT=W"], "give one of them"),
-    (["Y[n,m] = sum_d X[n,d] * WT[m,d]", "--transposed", "WT"], "takes COPY=ORIGINAL"),
     (["Y[n,m] = sum_d X[n,d] * WT[m,d]", "--transposed", "Z=W"], "'Z' is not an input"),
 ])
 def test_cli_derive_errors_are_one_line(args, message):
+    # (a --transposed value that is no COPY=ORIGINAL pair is a usage error: the test below)
     result = run(*args)
     assert result.exit_code == 1 and message in result.output
     assert "Traceback" not in result.output and result.output.startswith("error: ")
     assert result.output.count("\n") == 1
+
+
+@pytest.mark.parametrize("value", ["WT", "=W", "WT=", " = "])
+def test_a_transposed_value_that_is_no_pair_is_a_usage_error(value):
+    result = run("Y[n,m] = sum_d X[n,d] * WT[m,d]", "--transposed", "AT=A", "--transposed", value)
+    assert result.exit_code == 2 and f"takes COPY=ORIGINAL, such as WT=W; got {value!r}" in result.output

@@ -204,11 +204,22 @@ def gradcheck(names, examples, seed, backend):
         sys.exit(1)
 
 
+def _copy_pairs(context, parameter, values):
+    """--transposed's values as {COPY: ORIGINAL}; a value that is no pair is a usage error."""
+    pairs = {}
+    for value in values:
+        copy, equals, original = value.partition("=")
+        if not (equals and copy.strip() and original.strip()):
+            raise click.BadParameter(f"takes COPY=ORIGINAL, such as WT=W; got {value!r}")
+        pairs[copy.strip()] = original.strip()
+    return pairs
+
+
 @click.command()
 @click.argument("statement")
 @click.option("--source", is_flag=True,
               help="Also print the generated loop bodies: plain Python that ln.derive runs as an op.")
-@click.option("--transposed", "copies", multiple=True, metavar="COPY=ORIGINAL",
+@click.option("--transposed", "copies", multiple=True, metavar="COPY=ORIGINAL", callback=_copy_pairs,
               help="COPY is ORIGINAL with its last two axes swapped (repeatable). Default: loopnet's naming, "
                    "where WT is the transposed copy of W.")
 @click.option("--as-written", is_flag=True, help="Read every array as it is: no transposed copies.")
@@ -236,12 +247,7 @@ def derive(statement, source, copies, as_written):
 
     if as_written and copies:
         fail("--as-written reads every array as it is, and --transposed names copies; give one of them")
-    transposed = None if as_written else "auto"
-    if copies:
-        pairs = [copy.split("=", 1) for copy in copies]
-        if any(len(pair) != 2 or not all(p.strip() for p in pair) for pair in pairs):
-            fail(f"--transposed takes COPY=ORIGINAL, such as WT=W; got {copies[0]!r}")
-        transposed = {copy.strip(): original.strip() for copy, original in pairs}
+    transposed = copies or (None if as_written else "auto")
     derivation = derive_loops(statement, transposed)
     generated = derivation.op.source if source else None  # a statement that cannot run fails before any output
     click.echo(str(derivation))
