@@ -3,7 +3,8 @@ loopnet's own, except xor's and xor-backprop's, which are deck 001's), or a func
 user's file.
 
 A target is a function that takes no arguments and returns the loss node. Built-ins
-are listed in TARGETS; `load_target("path/to/file.py:build")` loads a user's.
+are listed in TARGETS; `load_target("path/to/file.py:build")` loads a user's. A name in a
+user's file may also be a node the file builds as it runs (`tutorial.py:loss`).
 """
 
 import ast
@@ -222,13 +223,13 @@ def load_target(spec):
         raise TargetError(f"no such file: {path}")
     if not _defines(path, func_name):
         raise TargetError(f"{path} has no function {func_name!r} (read without running it: nothing in it "
-                          f"defines {func_name}); give one with path.py:function")
+                          f"defines {func_name}); name a function, or a node the file builds, with path.py:NAME")
     module_name = f"loopnet_user_{abs(hash(os.path.abspath(path)))}"
     spec_obj = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec_obj)
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))  # so the file's own imports work
     try:
-        with _user_code():
+        with _user_code(), ln.fresh_names():  # (a graph the file builds as it runs is named from 1, too)
             spec_obj.loader.exec_module(module)
     except SyntaxError as err:
         raise TargetError(f"{path} does not import: SyntaxError at line {err.lineno}: {err.msg}") from None
@@ -241,8 +242,12 @@ def load_target(spec):
     builder = getattr(module, func_name, None)
     if builder is None:
         raise TargetError(f"{path} has no function {func_name!r}")
+    if isinstance(builder, ln.Node):  # a node the file built as it ran (a tutorial's loss): trace that graph
+        node = builder
+        builder = lambda: node  # noqa: E731
+        builder.__name__ = func_name
     if not callable(builder):
-        raise TargetError(f"{func_name!r} in {path} is a {type(builder).__name__}, not a function")
+        raise TargetError(f"{func_name!r} in {path} is a {type(builder).__name__}, not a function or a node")
     return builder
 
 

@@ -105,7 +105,7 @@ def test_trace_of_a_user_file_with_default_and_named_function(tmp_path):
     ("import no_such_module_xyz\ndef build():\n    pass\n", ("does not import", "ModuleNotFoundError")),
     ("x = 1\n", ("has no function 'build'",)),
     ("x = " + "1+" * 5000 + "1\n", ("does not import", "RecursionError")),  # too deep to read: imported, and says so
-    ("build = 3\n", ("'build'", "is a int, not a function")),
+    ("build = 3\n", ("'build'", "is a int, not a function or a node")),
     ("def build():\n    raise ValueError('boom')\n", ("build() of", "raised ValueError: boom")),
     ("def build():\n    return 42\n", ("returned int, not a loopnet node",)),
     ("import loopnet as ln\ndef build():\n    return ln.add(ln.Parameter([1.0, 2.0, 3.0]), ln.Parameter([1.0, 2.0]))\n",
@@ -142,6 +142,18 @@ def test_a_build_bound_by_name_as_the_file_runs_is_still_found(tmp_path, binding
     result = run("trace", str(path), "--format", "json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["nodes"][-1]["value"] == 4.0
+
+
+def test_a_node_the_file_builds_as_it_runs_is_traced(tmp_path):
+    path = tmp_path / "script.py"
+    path.write_text("import loopnet as ln\nprint('running')\nw = ln.Parameter([3.0], name='w')\n"
+                    "loss = ln.sum(ln.square(w))\nln.forward(loss)\n")
+    result = run("trace", f"{path}:loss", "--format", "json")
+    assert result.exit_code == 0, result.output
+    nodes = json.loads(result.stdout)["nodes"]  # (the script's print went to stderr)
+    assert [n["name"] for n in nodes] == ["w", "square_1", "sum_1"]  # named from 1, as a built graph is
+    assert nodes[-1]["value"] == 9.0 and nodes[0]["grad"] == [6.0]
+    one_line_error(run("trace", str(path)), "has no function 'build'", "with path.py:NAME")
 
 
 def test_unknown_target_lists_the_built_ins():
