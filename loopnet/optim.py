@@ -18,7 +18,8 @@ Gradient clipping by norm (before the update): with ||g|| the norm over all para
 grads together, if ||g|| > p then every g <- g p / ||g||.
 
 Weight decay applies to weights (parameters with two or more axes), not to biases.
-Every update runs as a loop kernel over flat views, on the selected backend.
+Every update runs as a loop kernel over flat views, on the selected backend; on a GPU
+(cuda's loop_group) the loops of all parameters run as one launch.
 """
 
 import functools
@@ -128,16 +129,21 @@ class Optimizer:
             clip_grad_norm(self.params, self.clip)
         self.steps += 1
         backend = current_backend()
+        if hasattr(backend, "loop_group"):  # a GPU: every parameter's update in one launch
+            backend.loop_group(self.body, [(p.size, (*self._update(p, backend).arrays, *self.scalars(p)))
+                                           for p in self.params])
+        else:
+            for p in self.params:
+                run, arrays = self._launch(p, backend)
+                run(*arrays, *self.scalars(p))
         for p in self.params:
-            run, arrays = self._launch(p, backend)
-            run(*arrays, *self.scalars(p))
             mark_changed(p)  # a forward is due before the next backward
 
-    def _launch(self, p, backend):
-        """How to launch p's update, and its arrays: flat views of p's value and grad (the
-        backend's own arrays: what .value and .grad give inside kernel_side) and of its
-        buffers. Kept while p holds the same arrays on the same backend; the Python
-        around four short loops was most of a small model's update (digits MLP)."""
+    def _update(self, p, backend):
+        """p's update: flat views of p's value and grad (the backend's own arrays: what
+        .value and .grad give inside kernel_side) and of its buffers, and how to launch
+        it. Kept while p holds the same arrays on the same backend; the Python around four
+        short loops was most of a small model's update (digits MLP)."""
         kept = self._launches.get(p.name)
         if kept is None or kept.value is not p._value or kept.grad is not p._grad or kept.backend is not backend:
             buffers = []
@@ -147,6 +153,11 @@ class Optimizer:
                 buffers.append(flat(self.state[p.name, b]))
             kept = _Update(p, backend, (flat(p._value), flat(p._grad), *buffers))
             self._launches[p.name] = kept
+        return kept
+
+    def _launch(self, p, backend):
+        """How to launch p's update alone, and its arrays."""
+        kept = self._update(p, backend)
         if not kept.direct:  # (until the backend calls the compiled driver directly: see launcher)
             kept.run, kept.direct = launcher(self.body, (p.size,))
             if kept.direct:  # one more launch through loop first: it loads or compiles the settled

@@ -88,11 +88,12 @@ def test_arrays_stay_on_the_device_for_a_whole_training_step(monkeypatch):
         assert counter.down == 2 * 2 + 1 and np.isfinite(loss)
 
 
-def test_a_training_step_is_16_launches(monkeypatch):
+def test_a_training_step_is_13_launches(monkeypatch):
     # Each launch costs microseconds of Python and driver time on a GPU, so their number
-    # is held down like the transfers: 11 op loops, 4 SGD updates, one fill zeroing every
-    # grad and seeding the loss's. No transposed copy: on cuda, loops.transposed is a view
-    # (it was 6 launches more), and the seed is no launch of its own (one more).
+    # is held down like the transfers: 11 op loops, one fill zeroing every grad and seeding
+    # the loss's, one SGD update of all four parameters. No transposed copy: on cuda,
+    # loops.transposed is a view (it was 6 launches more); the seed is no launch of its own
+    # (one more); the parameters' updates are one loop_group (three more).
     from loopnet.tools.bench import mlp_graph
 
     x, labels, params, loss = mlp_graph((5, 4, 3), 2, np.float32, np.random.default_rng(0))
@@ -100,17 +101,39 @@ def test_a_training_step_is_16_launches(monkeypatch):
         opt = optim.make_optimizer("sgd", params, 0.1)
         for _ in range(2):
             launches = []
-            real_loop = cuda_backend.loop
+            real_loop, real_group = cuda_backend.loop, cuda_backend.loop_group
             monkeypatch.setattr(cuda_backend, "loop", lambda body, grid, args: (launches.append(body.__name__),
                                                                                 real_loop(body, grid, args)))
+            monkeypatch.setattr(cuda_backend, "loop_group", lambda body, group: (
+                launches.append(f"{body.__name__} x{len(group)}"), real_group(body, group)))
             ln.forward(loss)
             ln.backward(loss)
             opt.step()
             monkeypatch.setattr(cuda_backend, "loop", real_loop)
+            monkeypatch.setattr(cuda_backend, "loop_group", real_group)
             assert launches == ["affine_forward", "relu_forward", "affine_forward", "softmax_cross_entropy_forward",
                                 "fill_body", "softmax_cross_entropy_grad_logits", "affine_grad_x",
                                 "affine_grad_W", "affine_grad_b", "relu_grad_x", "affine_grad_W", "affine_grad_b",
-                                *["sgd_step"] * 4], launches
+                                "sgd_step x4"], launches
+
+
+@pytest.mark.parametrize("sizes", [(5, 0, 37, 1), (16,), (0, 0)])
+def test_a_group_of_loops_in_one_launch_equals_each_loop_alone(sizes):
+    # loop_group runs the loops back to back on one grid: the block edges (16 threads on
+    # the simulator) fall inside loops, and an empty loop takes no point of the grid
+    from loopnet.backends import python_backend
+
+    cuda_backend.check_available()
+    rng = np.random.default_rng(len(sizes))
+    host = [(rng.standard_normal(n), rng.standard_normal(n), 0.1 * (k + 1), 0.01 * k) for k, n in enumerate(sizes)]
+    want = [(w.copy(), g.copy(), lr, decay) for w, g, lr, decay in host]
+    for w, g, lr, decay in want:
+        python_backend.loop(optim.sgd_step, (w.size,), (w, g, lr, decay))
+    device = [(cuda_backend.adopt(w), cuda_backend.adopt(g), lr, decay) for w, g, lr, decay in host]
+    cuda_backend.loop_group(optim.sgd_step, [(w.size, (w, g, lr, decay)) for w, g, lr, decay in device])
+    for (w, g, *_), (want_w, want_g, *_) in zip(device, want):
+        np.testing.assert_array_equal(cuda_backend.to_host(w), want_w)
+        np.testing.assert_array_equal(cuda_backend.to_host(g), want_g)  # read, not written
 
 
 def test_training_on_cuda_matches_numba():

@@ -65,9 +65,11 @@ FLOORS = [
 # running them faster exposed a race in the simulator's shared arrays, fixed there. Raised
 # to 1660 at 1642 with what a new user met: did_you_mean in errors.py (every unknown name
 # gets a near match), the compile summary's in-memory wording, NUMBA_ENABLE_CUDASIM read
-# as Numba reads it.
+# as Numba reads it. Raised to 1690 at 1667 with cuda's loop_group (issue 17: an MNIST
+# step's four SGD updates are one launch, 16 -> 13): the generated kernel that runs several
+# flat loops back to back on one grid, in cuda_backend.py.
 ENGINE = ["errors.py", "scalar.py", "schedule.py", "reduction.py", "graph.py", "loops.py", "op.py", "backends"]
-ENGINE_BUDGET = 1660
+ENGINE_BUDGET = 1690
 FUNCTION_LINES = 60  # longest function anywhere in loopnet/, docstring included
 
 

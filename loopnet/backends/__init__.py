@@ -27,7 +27,9 @@ provides exactly the names in PROTOCOL (its `__all__`; a test holds every backen
 Optional names, looked up where they are used: numba's `settled_launcher(body, grid)` (the
 compiled driver itself, for loops.launcher and replay); cuda's `transposed_view(matrix)`
 (loops.transposed gives a view there, not a copy) and `fill_seeded(block, value, start,
-seed)` (a backward's zeroed grads and its seed in one launch, graph._zero_grads).
+seed)` (a backward's zeroed grads and its seed in one launch, graph._zero_grads) and
+`loop_group(body, [(points, args), ...])` (an optimizer's update of every parameter as
+one launch).
 
 Nothing in this package imports the engine (graph, op, loops), the ops, the tools or the
 test kit: backends are the ground floor, and only `loopnet.errors` and `loopnet.scalar`

@@ -62,9 +62,16 @@ def compile_all(cc=(9, 0), out=print):
     """Compile every launched kernel to PTX; returns the list of (kernel, error) failures."""
     from numba import types as nb_types
 
+    from loopnet import optim
+
     cuda = _stand_in_for_a_gpu(cc)
     failures = []
+    updates = {cls.body for cls in optim.OPTIMIZERS.values()}
     for body, rank, arg_types in sorted(launched_kernels(), key=lambda k: (k[0].__module__, k[0].__name__, str(k[2]))):
+        if body in updates:  # an optimizer's update runs as one loop_group of all the parameters: two stand for any
+            dtype = "float32" if "float32" in str(arg_types) else "float64"
+            _compile(cuda, cuda_backend._load_driver(body, 1, 2), (nb_types.int64,) * 2 + arg_types * 2, cc,
+                     f"{body.__module__}.{body.__name__} (two loops in one launch, {dtype})", failures, out)
         drive = cuda_backend._load_driver(body, rank)
         signature = (nb_types.int64,) * rank + arg_types
         if getattr(drive, "kernels", None) and body.contraction.plain:
@@ -74,17 +81,22 @@ def compile_all(cc=(9, 0), out=print):
         kernel = drive.kernels[dtype] if getattr(drive, "kernels", None) else drive  # a tiled contraction
         if getattr(drive, "kernels", None):
             label += ", shared-memory tiles"
-        try:
-            ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=cc)
-        except Exception as err:  # noqa: BLE001
-            text = f"{type(err).__name__}: {err}"
-            if "nvrtc" in text.lower() or "libnvvm" in text.lower() or "DynamicLibNotFound" in text:
-                raise ToolchainMissing(text.splitlines()[0]) from None
-            failures.append((label, text.splitlines()[-1] if text.strip() else type(err).__name__))
-            out(f"FAILED {label}: {failures[-1][1]}")
-            continue
-        out(f"ok     {label}: {len(ptx)} bytes of PTX")
+        _compile(cuda, kernel, signature, cc, label, failures, out)
     return failures
+
+
+def _compile(cuda, kernel, signature, cc, label, failures, out):
+    """Compile one kernel to PTX; a failure is added to `failures` and printed."""
+    try:
+        ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=cc)
+    except Exception as err:  # noqa: BLE001
+        text = f"{type(err).__name__}: {err}"
+        if "nvrtc" in text.lower() or "libnvvm" in text.lower() or "DynamicLibNotFound" in text:
+            raise ToolchainMissing(text.splitlines()[0]) from None
+        failures.append((label, text.splitlines()[-1] if text.strip() else type(err).__name__))
+        out(f"FAILED {label}: {failures[-1][1]}")
+        return
+    out(f"ok     {label}: {len(ptx)} bytes of PTX")
 
 
 if __name__ == "__main__":
