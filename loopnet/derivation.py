@@ -227,10 +227,13 @@ def split_right(right, statement):
     product = _PRODUCT.match(right)
     if not product:
         outside = re.sub(r"\[[^\]]*\]", "[]", right)  # (what lies between the arrays' brackets)
-        number = re.search(r"(?<![\w.])\d+(\.\d*)?", outside)
+        number = re.search(r"(?<![\w.])(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", outside)
         if number:
             refuse(statement, f"a constant ({number.group()}) is not part of the notation: the right-hand side is a "
                               f"product of two arrays, A[...] * B[...], plus at most an added array; the form is {FORM}")
+        if "**" in outside:
+            refuse(statement, f"a power (**) is not part of the notation: the right-hand side is a product of two "
+                              f"arrays, A[...] * B[...]; the form is {FORM}")
         factors = f", not of {outside.count('*') + 1}" if outside.count("*") > 1 and "+" not in outside else ""
         refuse(statement, f"the right-hand side must be a product of two arrays, A[...] * B[...]{factors}; "
                           f"the form is {FORM}")

@@ -10,8 +10,9 @@ import difflib
 
 def did_you_mean(name, choices):
     """" (did you mean 'affine'?)" when `name` is a near miss of one of `choices`, else ""."""
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    spelled = {str(choice).lower(): str(choice) for choice in choices}  # (MLP is mlp)
+    close = difflib.get_close_matches(str(name).lower(), list(spelled), n=1)
+    return f" (did you mean {spelled[close[0]]!r}?)" if close else ""
 
 
 class LoopnetError(Exception):

@@ -109,6 +109,11 @@ class Optimizer:
         if clip is not None and not clip > 0:
             raise OptimizerError(f"clip norm must be positive, got {clip}")
         self.params, self.lr, self.weight_decay, self.clip = list(params), float(lr), float(weight_decay), clip
+        names = [p.name for p in self.params]
+        twice = next((name for name in names if names.count(name) > 1), None)
+        if twice is not None:  # (a momentum buffer read by two parameters of other sizes: out of bounds)
+            raise OptimizerError(f"two parameters are named {twice!r} (or one is listed twice): the optimizer "
+                                 f"keeps each parameter's state by its name, so name them apart")
         self.steps = 0
         self.state = {}  # (parameter name, buffer) -> array where the loops run, made at the first step
         self._launches = {}  # parameter name -> how its update is launched, and on which arrays (see _launch)

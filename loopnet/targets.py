@@ -218,7 +218,7 @@ def load_target(spec):
     path, func_name = _split(spec)
     if not path.endswith(".py"):
         raise TargetError(f"unknown target {spec!r}{did_you_mean(spec, TARGETS)}; built-in targets: "
-                          f"{', '.join(TARGETS)}; or give path/to/file.py[:function]")
+                          f"{', '.join(TARGETS)}; or give path/to/file.py[:NAME]")
     if not os.path.isfile(path):
         raise TargetError(f"no such file: {path}")
     if not _defines(path, func_name):
@@ -229,7 +229,7 @@ def load_target(spec):
     module = importlib.util.module_from_spec(spec_obj)
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))  # so the file's own imports work
     try:
-        with _user_code(), ln.fresh_names():  # (a graph the file builds as it runs is named from 1, too)
+        with _user_code():
             spec_obj.loader.exec_module(module)
     except SyntaxError as err:
         raise TargetError(f"{path} does not import: SyntaxError at line {err.lineno}: {err.msg}") from None
@@ -252,9 +252,11 @@ def load_target(spec):
 
 
 def build_target(spec):
-    """Build the target's graph in a fresh naming scope; return its output node."""
-    builder = load_target(spec)
+    """Build the target's graph in a fresh naming scope; return its output node. A user's
+    file is imported in the same scope, so what it builds as it runs is named from 1 and
+    what build() makes after it gets the next numbers: no two nodes share a name."""
     with ln.fresh_names():
+        builder = load_target(spec)
         try:
             with _user_code():
                 node = builder()

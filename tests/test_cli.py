@@ -148,12 +148,21 @@ def test_a_node_the_file_builds_as_it_runs_is_traced(tmp_path):
     path = tmp_path / "script.py"
     path.write_text("import loopnet as ln\nprint('running')\nw = ln.Parameter([3.0], name='w')\n"
                     "loss = ln.sum(ln.square(w))\nln.forward(loss)\n")
+    ln.sum(ln.square(ln.Parameter([1.0])))  # built before: the traced graph is still named from 1
     result = run("trace", f"{path}:loss", "--format", "json")
     assert result.exit_code == 0, result.output
     nodes = json.loads(result.stdout)["nodes"]  # (the script's print went to stderr)
-    assert [n["name"] for n in nodes] == ["w", "square_1", "sum_1"]  # named from 1, as a built graph is
+    assert [n["name"] for n in nodes] == ["w", "square_1", "sum_1"]
     assert nodes[-1]["value"] == 9.0 and nodes[0]["grad"] == [6.0]
     one_line_error(run("trace", str(path)), "has no function 'build'", "with path.py:NAME")
+
+
+def test_what_a_file_builds_as_it_runs_and_what_build_makes_share_no_name(tmp_path):
+    path = tmp_path / "model.py"
+    path.write_text("import loopnet as ln\nW = ln.Parameter([1.0])\n"
+                    "def build():\n    return ln.sum(ln.mul(W, ln.Parameter([2.0])))\n")
+    nodes = json.loads(run("trace", str(path), "--format", "json").stdout)["nodes"]
+    assert [n["name"] for n in nodes] == ["Parameter_1", "Parameter_2", "mul_1", "sum_1"]
 
 
 def test_unknown_target_lists_the_built_ins():

@@ -117,7 +117,7 @@ def test_a_training_step_is_13_launches(monkeypatch):
                                 "sgd_step x4"], launches
 
 
-@pytest.mark.parametrize("sizes", [(5, 0, 37, 1), (16,), (0, 0)])
+@pytest.mark.parametrize("sizes", [(5, 0, 37, 1), (16,), (0, 0), tuple(range(1, 27))])  # 26: three launches
 def test_a_group_of_loops_in_one_launch_equals_each_loop_alone(sizes):
     # loop_group runs the loops back to back on one grid: the block edges (16 threads on
     # the simulator) fall inside loops, and an empty loop takes no point of the grid
@@ -134,6 +134,21 @@ def test_a_group_of_loops_in_one_launch_equals_each_loop_alone(sizes):
     for (w, g, *_), (want_w, want_g, *_) in zip(device, want):
         np.testing.assert_array_equal(cuda_backend.to_host(w), want_w)
         np.testing.assert_array_equal(cuda_backend.to_host(g), want_g)  # read, not written
+
+
+def test_a_group_launch_holds_at_most_group_limit_loops(monkeypatch):
+    # a kernel's arguments are limited in size (4 KB before CUDA 12.1, 32 KB after): an
+    # optimizer over 240 parameters would not compile as one SGD kernel
+    counts = []
+    real = cuda_backend._load_driver
+    monkeypatch.setattr(cuda_backend, "_load_driver", lambda body, rank, group=None: (counts.append(group),
+                                                                                      real(body, rank, group))[1])
+    monkeypatch.setattr(cuda_backend, "_drivers", {})
+    cuda_backend.check_available()
+    arrays = [(cuda_backend.adopt(np.ones(2)), cuda_backend.adopt(np.ones(2))) for _ in range(26)]
+    cuda_backend.loop_group(optim.sgd_step, [(2, (w, g, 0.5, 0.0)) for w, g in arrays])
+    assert counts == [cuda_backend.GROUP_LIMIT, 2] and cuda_backend.GROUP_LIMIT == 12
+    assert all(cuda_backend.to_host(w).tolist() == [0.5, 0.5] for w, _ in arrays)
 
 
 def test_training_on_cuda_matches_numba():

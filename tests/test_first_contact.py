@@ -91,6 +91,7 @@ def test_a_bad_backend_variable_is_one_line_on_every_command_that_would_use_it(a
     (["evaluate", "mpl", "--checkpoint", "x.npz"], None, "unknown model 'mpl' (did you mean 'mlp'?)"),
     (["train", "mlp", "--data", "digts"], None, "unknown data set 'digts' (did you mean 'digits'?)"),
     (["trace", "xor"], {"LOOPNET_BACKEND": "numbaa"}, "LOOPNET_BACKEND='numbaa' is not a backend (did you mean 'numba'?)"),
+    (["train", "MLP"], None, "unknown model 'MLP' (did you mean 'mlp'?)"),
     (["trace", "resnet"], None, "unknown target 'resnet'; built-in"),  # nothing close: no guess
 ])
 def test_a_near_miss_of_a_name_is_answered_with_the_name(args, env, fragment):

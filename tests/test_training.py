@@ -136,6 +136,16 @@ def test_loaded_optimizer_state_is_what_the_next_update_uses():
     assert p.value[0] == pytest.approx(before + 0.3)
 
 
+def test_parameters_that_share_a_name_are_refused():
+    first, second = (models.build("mlp", (8, 8), 10, width=4, seed=0) for _ in range(2))
+    with pytest.raises(optim.OptimizerError, match="two parameters are named 'W1'"):
+        optim.make_optimizer("momentum", first.params + second.params, 0.1)  # two models' W1, b1, ...
+    w = ln.Parameter([1.0], name="w")
+    with pytest.raises(optim.OptimizerError, match="two parameters are named 'w'"):
+        optim.make_optimizer("momentum", [w, w], 0.1)  # one parameter listed twice
+    optim.make_optimizer("momentum", first.params + [w], 0.1)  # the control
+
+
 @pytest.mark.parametrize("kwargs,message", [
     (dict(lr=-0.1), "learning rate must be positive"),
     (dict(lr=0.1, weight_decay=-1), "weight decay must be >= 0"),

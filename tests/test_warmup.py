@@ -107,6 +107,7 @@ def test_the_summary_says_which_kernels_a_later_run_loads_from_the_cache():
     assert summary(4, 4, 3.3) == ("compiled 4 kernels in 3.3 s, in memory (a body in a script or notebook, or no "
                                   "usable cache): they compile again in every run")
     assert summary(1, 1, 0.7).endswith("usable cache): it compiles again in every run")
+    assert summary(1, 0, 0.7) == "compiled 1 kernel in 0.7 s; later runs load it from the cache"
 
 
 def test_the_compile_counter_counts_drivers_not_the_bodies_compiled_inside_them(lazy_run):

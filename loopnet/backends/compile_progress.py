@@ -56,7 +56,7 @@ def summary(done, in_memory, seconds):
     if in_memory == done:
         again = "it compiles" if done == 1 else "they compile"
         return f"compiled {kernels} in {seconds:.1f} s, in memory ({why}): {again} again in every run"
-    text = f"compiled {kernels} in {seconds:.1f} s; later runs load them from the cache"
+    text = f"compiled {kernels} in {seconds:.1f} s; later runs load {'it' if done == 1 else 'them'} from the cache"
     if in_memory:
         text += f", but for {in_memory} compiled in memory ({why}), which compile again in every run"
     return text

@@ -40,6 +40,7 @@ __all__ = ["name", "check_available", "empty", "zeros", "owns", "adopt", "to_hos
 
 name = "cuda"
 THREADS_PER_BLOCK = 128
+GROUP_LIMIT = 12  # loops per loop_group launch: Adam's 12 take 3.4 KB of kernel arguments, under CUDA's old 4 KB
 SIMULATOR_THREADS_PER_BLOCK = 16  # each simulated thread is a Python thread: a loop over 5 points paid for 128
 TILE = 16  # a declared contraction runs as TILE x TILE output tiles staged through shared memory
 SIMULATOR_TILE = 4  # small tiles on the simulator: small test shapes still cross tile edges
@@ -169,7 +170,12 @@ def loop(body, grid, args):
 def loop_group(body, launches):
     """Several flat loops of one per-point `body` as one launch: `launches` is a list of
     (points, args), and the grid runs through each loop's points in turn. An optimizer's
-    update of every parameter is one launch this way, not one per parameter."""
+    update of every parameter is one launch this way, not one per parameter (one per
+    GROUP_LIMIT parameters: a kernel's arguments have a size limit)."""
+    if len(launches) > GROUP_LIMIT:
+        for start in range(0, len(launches), GROUP_LIMIT):
+            loop_group(body, launches[start:start + GROUP_LIMIT])
+        return
     total = sum(points for points, _ in launches)
     if total == 0:
         return
@@ -189,7 +195,7 @@ def _launch(body, kernel, *args):
             kernel(*args)
     except Exception as err:  # noqa: BLE001 - typing errors, launch failures: one paragraph
         if type(err).__name__ in ("TypingError", "UnsupportedError", "LoweringError", "NumbaError",
-                                  "CudaAPIError", "CudaSupportError"):
+                                  "CudaAPIError", "CudaSupportError", "nvvmError", "NvvmError"):
             raise BackendError(f"cuda could not run {body.__module__}.{body.__name__}: "
                                f"{str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__}") from None
         raise

@@ -65,8 +65,8 @@ def select_backend(flag, command_default):
     ln.use(name)
     if name == "cuda" and drivers.cuda_simulated():  # (a wait of minutes, with nothing compiling to show)
         click.echo("note: cuda is running on Numba's CPU simulator (NUMBA_ENABLE_CUDASIM): every GPU thread is a "
-                   "Python thread, so only small shapes finish soon (an epoch of digits at --width 4 takes about "
-                   "a minute)", err=True)
+                   "Python thread, so only small shapes finish soon (train mlp --width 4: about a minute an epoch)",
+                   err=True)
     if name != "python" and sys.gettrace() is not None:
         click.echo(f"note: a debugger is active, but the {name} backend runs compiled loops: breakpoints in "
                    f"loopnet/ops/ stop only with --backend python", err=True)
