@@ -88,8 +88,12 @@ def clip_grad_norm(params, max_norm):
     norm = grad_norm(params)
     if norm > max_norm:
         with kernel_side():
-            for p in params:
-                loop(scale_step, (p.size,), flat(p.grad), max_norm / norm)
+            launches = [(p.size, (flat(p.grad), max_norm / norm)) for p in params]
+            if hasattr(current_backend(), "loop_group"):  # a GPU: one launch for every grad
+                current_backend().loop_group(scale_step, launches)
+            else:
+                for size, args in launches:
+                    loop(scale_step, (size,), *args)
     return norm
 
 

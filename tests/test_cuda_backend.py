@@ -136,6 +136,26 @@ def test_a_group_of_loops_in_one_launch_equals_each_loop_alone(sizes):
         np.testing.assert_array_equal(cuda_backend.to_host(g), want_g)  # read, not written
 
 
+def test_clipping_scales_every_grad_in_one_launch_and_equals_numba(monkeypatch):
+    results, groups = {}, []
+    real_group = cuda_backend.loop_group
+    monkeypatch.setattr(cuda_backend, "loop_group", lambda body, group: (groups.append((body.__name__, len(group))),
+                                                                         real_group(body, group)))
+    for backend in ("numba", "cuda"):
+        net = models.build("mlp", (8, 8), 10, width=4, seed=2)
+        x, y = np.random.default_rng(0).random((3, 64)), np.array([1, 2, 3])
+        with ln.use(backend):
+            opt = optim.make_optimizer("sgd", net.params, 0.5, clip=1e-3)  # far below the norm: clipping scales
+            net.set_batch(x, y)
+            ln.forward(net.loss)
+            ln.backward(net.loss)
+            opt.step()
+        results[backend] = [p.value for p in net.params]
+    assert groups == [("scale_step", 4), ("sgd_step", 4)]
+    for a, b in zip(results["numba"], results["cuda"]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
 def test_a_group_launch_holds_at_most_group_limit_loops(monkeypatch):
     # a kernel's arguments are limited in size (4 KB before CUDA 12.1, 32 KB after): an
     # optimizer over 240 parameters would not compile as one SGD kernel

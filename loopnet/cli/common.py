@@ -49,8 +49,8 @@ def check_backend_variable():
     would use it: one that runs loops and was given no --backend."""
     chosen = os.environ.get("LOOPNET_BACKEND")
     if chosen and chosen not in BACKENDS:
-        fail(f"LOOPNET_BACKEND={chosen!r} is not a backend{did_you_mean(chosen, BACKENDS)}; choose one of: {', '.join(BACKENDS)} "
-             f"(or unset it)")
+        fail(f"LOOPNET_BACKEND={chosen!r} is not a backend{did_you_mean(chosen, BACKENDS)}; choose one of: "
+             f"{', '.join(BACKENDS)} (or unset it)")
 
 
 def select_backend(flag, command_default):

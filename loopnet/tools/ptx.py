@@ -66,9 +66,9 @@ def compile_all(cc=(9, 0), out=print):
 
     cuda = _stand_in_for_a_gpu(cc)
     failures = []
-    updates = {cls.body for cls in optim.OPTIMIZERS.values()}
+    updates = {cls.body for cls in optim.OPTIMIZERS.values()} | {optim.scale_step}  # (clipping's scaling, too)
     for body, rank, arg_types in sorted(launched_kernels(), key=lambda k: (k[0].__module__, k[0].__name__, str(k[2]))):
-        if body in updates:  # an optimizer's update runs as one loop_group of all the parameters: two stand for any
+        if body in updates:  # an update runs as one loop_group over all the parameters: two loops stand for any
             dtype = "float32" if "float32" in str(arg_types) else "float64"
             _compile(cuda, cuda_backend._load_driver(body, 1, 2), (nb_types.int64,) * 2 + arg_types * 2, cc,
                      f"{body.__module__}.{body.__name__} (two loops in one launch, {dtype})", failures, out)
