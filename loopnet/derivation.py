@@ -245,8 +245,9 @@ def parse(statement):
     if not isinstance(statement, str) or not statement.strip():
         raise DeriveError(f"derive needs a statement such as 'U[h,i,j] += A[h,i,k] * B[h,j,k]'; the form is {FORM}")
     statement = " ".join(unicodedata.normalize("NFKC", statement).split())  # one line; ﬁ is fi, as Python reads it
-    if unbalanced(statement):
-        refuse(statement, unbalanced(statement))
+    brackets = unbalanced(statement)
+    if brackets:
+        refuse(statement, brackets)
     text = re.sub(r"\.value\b", "", statement)
     left = _LEFT.match(text)
     if not left:

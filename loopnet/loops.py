@@ -21,6 +21,16 @@ def loop(body, grid, *args):
     current_backend().loop(body, tuple(grid), args)
 
 
+def loop_group(body, launches):
+    """Several flat loops of one per-point body, `launches` a list of (points, args): one
+    launch where the backend runs them back to back on one grid (cuda), else one loop each."""
+    group = getattr(current_backend(), "loop_group", None)
+    if group is not None:
+        return group(body, launches)
+    for points, args in launches:
+        loop(body, (points,), *args)
+
+
 def launcher(body, grid):
     """`run` such that `run(*args)` does `loop(body, grid, *args)`, for a loop launched
     again and again with the same body and grid (an optimizer's update, every step), and

@@ -31,7 +31,7 @@ from loopnet import scalar
 from loopnet.backends import current_backend
 from loopnet.errors import LoopnetError
 from loopnet.graph import kernel_side, mark_changed
-from loopnet.loops import flat, launcher, loop, scratch
+from loopnet.loops import flat, launcher, loop, loop_group, scratch
 from loopnet.reduction import reduction
 
 
@@ -88,12 +88,7 @@ def clip_grad_norm(params, max_norm):
     norm = grad_norm(params)
     if norm > max_norm:
         with kernel_side():
-            launches = [(p.size, (flat(p.grad), max_norm / norm)) for p in params]
-            if hasattr(current_backend(), "loop_group"):  # a GPU: one launch for every grad
-                current_backend().loop_group(scale_step, launches)
-            else:
-                for size, args in launches:
-                    loop(scale_step, (size,), *args)
+            loop_group(scale_step, [(p.size, (flat(p.grad), max_norm / norm)) for p in params])
     return norm
 
 
@@ -139,8 +134,8 @@ class Optimizer:
         self.steps += 1
         backend = current_backend()
         if hasattr(backend, "loop_group"):  # a GPU: every parameter's update in one launch
-            backend.loop_group(self.body, [(p.size, (*self._update(p, backend).arrays, *self.scalars(p)))
-                                           for p in self.params])
+            loop_group(self.body, [(p.size, (*self._update(p, backend).arrays, *self.scalars(p)))
+                                   for p in self.params])
         else:
             for p in self.params:
                 run, arrays = self._launch(p, backend)
